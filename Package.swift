@@ -1,0 +1,80 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// Data path: client → LabCtrl (controller) → RelayWorker (worker) → Adapter → agent CLI.
+let hb = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
+let hbWS = Target.Dependency.product(name: "HummingbirdWebSocket", package: "hummingbird-websocket")
+let hbWSClient = Target.Dependency.product(name: "HummingbirdWSClient", package: "hummingbird-websocket")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let argParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+
+let package = Package(
+    name: "lab",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "relay-worker", targets: ["RelayWorker"]),
+        .executable(name: "labctrl", targets: ["LabCtrl"]),
+        .library(name: "DockerClient", targets: ["DockerClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
+    ],
+    targets: [
+        // ---- shared pieces -------------------------------------------------------------
+        // Wire types shared by worker and controller: JSON values, the event envelope, the handshake.
+        .target(name: "RelayProtocol"),
+        // C helpers: spawn a child in its own session (pipes or a PTY); Swift cannot fork safely.
+        .target(name: "CSpawn"),
+        // Child processes with async pipes/PTY, process-group kill and one reaper thread.
+        .target(name: "ChildProcess", dependencies: ["CSpawn", nioCore, nioPosix]),
+
+        // ---- worker: WebSocket server → session → adapter → CLI ---------------------------
+        .target(
+            name: "RelayWorkerCore",
+            dependencies: ["RelayProtocol", "ChildProcess", hb, hbWS, nioCore, nioPosix, logging, lifecycle]
+        ),
+        .executableTarget(name: "RelayWorker", dependencies: ["RelayWorkerCore", argParser, logging]),
+
+        // ---- Docker Engine API over libcurl -------------------------------------------------
+        .systemLibrary(
+            name: "CCurl",
+            path: "Sources/CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .target(name: "DockerClient", dependencies: ["CCurl"]),
+
+        // ---- controller: auth → hub → backend (Docker | processes) → proxy -----------------
+        .target(
+            name: "LabCtrlCore",
+            dependencies: [
+                "RelayProtocol", "ChildProcess", "DockerClient", hb, hbWS, hbWSClient, nioCore, nioPosix, logging,
+                lifecycle,
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        .executableTarget(name: "LabCtrl", dependencies: ["LabCtrlCore", argParser, logging]),
+
+        // ---- benchmarks (README: scripts/bench.sh) ----------------------------------------
+        .executableTarget(name: "RelayBench", dependencies: [hbWSClient, nioCore, nioPosix, logging, argParser], path: "bench/RelayBench"),
+        .executableTarget(name: "DockerBench", dependencies: ["DockerClient", argParser], path: "bench/DockerBench"),
+
+        // ---- tests ------------------------------------------------------------------------
+        .testTarget(name: "RelayWorkerTests", dependencies: ["RelayWorkerCore", "RelayProtocol", "ChildProcess"]),
+        .testTarget(name: "DockerClientTests", dependencies: ["DockerClient"]),
+        .testTarget(name: "LabCtrlTests", dependencies: ["LabCtrlCore", "RelayProtocol"]),
+    ]
+)

@@ -1,0 +1,1 @@
+int lab_spawn_placeholder(void);
