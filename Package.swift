@@ -42,7 +42,10 @@ let package = Package(
         // ---- worker: WebSocket server → session → adapter → CLI ---------------------------
         .target(
             name: "RelayWorkerCore",
-            dependencies: ["RelayProtocol", "ChildProcess", hb, hbWS, nioCore, nioPosix, logging, lifecycle]
+            dependencies: [
+                "RelayProtocol", "ChildProcess", hb, hbWS, nioCore, nioPosix, logging, lifecycle,
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ]
         ),
         .executableTarget(name: "RelayWorker", dependencies: ["RelayWorkerCore", argParser, logging]),
 

@@ -1,0 +1,31 @@
+/// A verified user id, safe to use as a folder name and inside a container name.
+///
+/// Ids come from credentials (JWT `sub`, token file), never from the client's handshake, and are checked
+/// before they become paths: 1–64 characters of `a-z A-Z 0-9 _ . -`, starting with a letter or digit,
+/// so `.`/`..`, slashes and option-looking names are impossible.
+public struct UserID: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public let value: String
+
+    /// The rule, for error messages.
+    public static let rule = "1-64 characters of a-z A-Z 0-9 _ . - starting with a letter or digit"
+
+    public init?(_ value: String) {
+        let bytes = Array(value.utf8)
+        guard (1...64).contains(bytes.count), Self.isAlnum(bytes[0]) else { return nil }
+        guard bytes.allSatisfy({ Self.isAlnum($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") })
+        else { return nil }
+        self.value = value
+    }
+
+    public var description: String { value }
+
+    public static func < (a: UserID, b: UserID) -> Bool { a.value < b.value }
+
+    /// Docker container name for this user. Names allow `[a-zA-Z0-9][a-zA-Z0-9_.-]`, so the id fits as is.
+    public var containerName: String { "lab-\(value)" }
+
+    private static func isAlnum(_ c: UInt8) -> Bool {
+        (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z"))
+            || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
+    }
+}

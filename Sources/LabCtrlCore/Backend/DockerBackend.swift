@@ -1,0 +1,220 @@
+import DockerClient
+import Logging
+import Synchronization
+
+/// Multi mode: one hardened container per user (spec §2, §3).
+///
+/// Docker labels are the state (`lab.managed-by`, `lab.user`, `lab.spec-hash`, `lab.controller-id`,
+/// `lab.port`, `lab.created-at`): a restarted controller lists them and adopts what runs, so nothing
+/// is kept that the engine cannot give back. The container name `lab-<user>` makes a second create for
+/// the same user fail with 409, which is resolved by adopting the running container.
+public final class DockerBackend: WorkerBackend {
+    public let kind = "docker"
+    let docker: DockerClient
+    let layout: ContainerLayout
+    let workspace: Workspace
+    let logger: Logger
+    /// The spec hash includes the image *id*, learned at adoption time, so a rebuilt tag counts as a change.
+    private let imageID = Mutex<String>("")
+    /// Containers we are stopping ourselves: their `die` is not a death.
+    private let stopping = Mutex<Set<String>>([])
+    /// Containers whose `oom` event was seen (it precedes `die`).
+    private let oomSeen = Mutex<Set<String>>([])
+
+    public static let managedLabel = "lab.managed-by"
+    public static let managedValue = "labctrl"
+
+    init(docker: DockerClient, layout: ContainerLayout, workspace: Workspace, logger: Logger) {
+        self.docker = docker
+        self.layout = layout
+        self.workspace = workspace
+        self.logger = logger
+    }
+
+    /// Builds the backend from the configuration; the engine address comes from `LAB_DOCKER_HOST` or the
+    /// Docker CLI variables (`DOCKER_HOST`, `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`).
+    public static func make(config: LabConfig, controllerEnvironment: [String: String], envFile: [(String, String)], logger: Logger)
+        throws(ConfigError) -> DockerBackend
+    {
+        var env = controllerEnvironment
+        if let host = config.dockerHost { env["DOCKER_HOST"] = host }
+        let docker: DockerClient
+        do {
+            docker = try DockerClient.fromEnvironment(env)
+        } catch {
+            throw ConfigError(variable: config.dockerHost != nil ? "LAB_DOCKER_HOST" : "DOCKER_HOST", value: env["DOCKER_HOST"], expected: error.message)
+        }
+        var workerEnv: [String: String] = [:]
+        for (k, v) in controllerEnvironment where k.hasPrefix("AI_RELAY_") { workerEnv[k] = v }
+        for (k, v) in envFile { workerEnv[k] = v }
+        workerEnv["HOME"] = config.containerHome
+        let layout = ContainerLayout(config: config, environment: workerEnv, workerArguments: LabController.workerArguments(config))
+        let workspace = Workspace(root: config.workspaceRoot, owner: (config.containerUID, config.containerGID))
+        return DockerBackend(docker: docker.withRequestTimeout(.seconds(30)), layout: layout, workspace: workspace, logger: logger)
+    }
+
+    public var currentSpecHash: String { layout.specHash(imageID: imageID.withLock { $0 }) }
+
+    // ---- adoption ------------------------------------------------------------------------
+
+    public func adoptExisting() async throws -> [WorkerHandle] {
+        await refreshImageID()
+        let containers = try await docker.listContainers(all: true, filters: .label(Self.managedLabel, Self.managedValue))
+        var handles: [WorkerHandle] = []
+        var seen = Set<UserID>()
+        for c in containers {
+            guard let labels = c.labels, let raw = labels[ContainerLayout.userLabel], let user = UserID(raw) else {
+                logger.warning("managed container without a valid user label; leaving it alone", metadata: ["id": "\(c.id)"])
+                continue
+            }
+            if c.state != "running" || seen.contains(user) {
+                logger.info("removing stopped worker container", metadata: ["user": "\(user)", "id": "\(c.id)", "state": "\(c.state ?? "?")"])
+                try? await docker.removeContainer(c.id, force: true)
+                continue
+            }
+            do {
+                var handle = try await handle(forContainer: c.id, user: user)
+                handle.adopted = true
+                handles.append(handle)
+                seen.insert(user)
+            } catch {
+                logger.warning("cannot adopt container; removing it", metadata: ["user": "\(user)", "id": "\(c.id)", "error": "\(error)"])
+                try? await docker.removeContainer(c.id, force: true)
+            }
+        }
+        return handles
+    }
+
+    private func refreshImageID() async {
+        do {
+            let image = try await docker.inspectImage(layout.image)
+            imageID.withLock { $0 = image.id }
+        } catch {
+            logger.error("worker image not found; containers cannot start until it exists", metadata: ["image": "\(layout.image)", "error": "\(error)"])
+        }
+    }
+
+    /// A handle from the engine's view of a container: labels give the user, spec hash and port; the
+    /// address comes from inspect on `LAB_NETWORK` (or loopback in host-network mode).
+    func handle(forContainer id: String, user: UserID) async throws -> WorkerHandle {
+        let info = try await docker.inspectContainer(id)
+        guard info.state.running else { throw WorkerStartError("container \(info.shortName) is \(info.state.status)") }
+        let labels = info.config.labels ?? [:]
+        let address: WorkerAddress
+        if layout.hostNetwork {
+            guard let port = labels[ContainerLayout.portLabel].flatMap(Int.init) else {
+                throw WorkerStartError("container \(info.shortName) has no \(ContainerLayout.portLabel) label")
+            }
+            address = WorkerAddress(host: "127.0.0.1", port: port)
+        } else {
+            guard let ip = info.networkSettings?.networks?[layout.network]?.ipAddress, !ip.isEmpty else {
+                throw WorkerStartError("container \(info.shortName) has no address on network \(layout.network)")
+            }
+            address = WorkerAddress(host: ip, port: layout.containerPort)
+        }
+        return WorkerHandle(
+            user: user, id: info.id, address: address, specHash: labels[ContainerLayout.specLabel] ?? "",
+            createdAt: labels[ContainerLayout.createdLabel].flatMap(Double.init) ?? 0)
+    }
+
+    // ---- start / stop ----------------------------------------------------------------------
+
+    public func start(user: UserID, progress: @escaping @Sendable (StartStep) -> Void) async throws -> WorkerHandle {
+        progress(.creating)
+        if imageID.withLock({ $0.isEmpty }) { await refreshImageID() }
+        let hostDir = try workspace.ensure(user)
+        let port = layout.hostNetwork ? try FreePort.pick() : layout.containerPort
+        let spec = layout.spec(user: user, hostWorkspace: hostDir, port: port, specHash: currentSpecHash, createdAt: RelayClock.now())
+        var id: String
+        do {
+            id = try await docker.createContainer(spec, name: user.containerName).id
+        } catch let error as DockerError where error.isConflict {
+            // Another replica (or a leftover) holds the name: adopt it if it runs, else replace it.
+            if let adopted = try? await handle(forContainer: user.containerName, user: user) {
+                logger.info("adopted existing container after name conflict", metadata: ["user": "\(user)", "id": "\(adopted.id)"])
+                var h = adopted
+                h.adopted = true
+                return h
+            }
+            try? await docker.removeContainer(user.containerName, force: true)
+            id = try await docker.createContainer(spec, name: user.containerName).id
+        } catch let error as DockerError where error.isNotFound {
+            throw WorkerStartError("the worker image \(layout.image) is not available on the Docker engine")
+        }
+        progress(.starting)
+        do {
+            try await docker.startContainer(id)
+        } catch {
+            try? await docker.removeContainer(id, force: true)
+            throw WorkerStartError("the worker container did not start: \(error)")
+        }
+        do {
+            return try await handle(forContainer: id, user: user)
+        } catch {
+            try? await docker.removeContainer(id, force: true)
+            throw error
+        }
+    }
+
+    public func stop(_ handle: WorkerHandle, reason: StopReason) async {
+        _ = stopping.withLock { $0.insert(handle.id) }
+        defer { _ = stopping.withLock { $0.remove(handle.id) } }
+        do {
+            if reason != .dead {
+                try await docker.stopContainer(handle.id, timeout: layout.stopTimeout)
+            }
+            try await docker.removeContainer(handle.id, force: true)
+        } catch let error as DockerError where error.isNotFound {
+            // already gone
+        } catch {
+            logger.error("could not remove worker container", metadata: ["user": "\(handle.user)", "id": "\(handle.id)", "error": "\(error)"])
+        }
+    }
+
+    // ---- events ------------------------------------------------------------------------------
+
+    public func watchDeaths(_ onDeath: @escaping @Sendable (WorkerDeath) async -> Void) async throws {
+        let filters: DockerFilters = [
+            "type": ["container"], "label": ["\(Self.managedLabel)=\(Self.managedValue)"], "event": ["die", "oom"],
+        ]
+        let events = try await docker.events(filters: filters)
+        for try await event in events {
+            let id = event.actor.id
+            switch event.actionName {
+            case "oom":
+                _ = oomSeen.withLock { $0.insert(id) }
+            case "die":
+                if stopping.withLock({ $0.contains(id) }) { continue }
+                guard let user = event.actor.attributes?[ContainerLayout.userLabel].flatMap(UserID.init) else { continue }
+                let exitCode = event.actor.attributes?["exitCode"].flatMap(Int.init)
+                var oom = oomSeen.withLock { $0.remove(id) != nil }
+                if !oom, let info = try? await docker.inspectContainer(id) { oom = info.state.oomKilled ?? false }
+                let reason: String
+                if oom {
+                    reason = "it ran out of memory (OOM killed\(layout.memory.map { ", limit \($0 / (1024 * 1024)) MiB" } ?? ""))"
+                } else if exitCode == 137 {
+                    reason = "it was killed (exit code 137)"
+                } else if let exitCode {
+                    reason = "it exited with code \(exitCode)"
+                } else {
+                    reason = "its container stopped"
+                }
+                await onDeath(WorkerDeath(user: user, id: id, reason: reason, oomKilled: oom, exitCode: exitCode))
+            default:
+                break
+            }
+        }
+    }
+
+    public func isHealthy() async -> Bool {
+        do {
+            try await docker.ping()
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Containers are left running: the next controller adopts them.
+    public func shutdown() async {}
+}

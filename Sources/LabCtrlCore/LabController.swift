@@ -1,0 +1,155 @@
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The whole controller, assembled from a ``LabConfig``: authenticator, backend, hub, HTTP app and the
+/// background services. `labctrl` builds one and runs ``services(onRunning:)`` in a `ServiceGroup`.
+public struct LabController: Sendable {
+    public let config: LabConfig
+    public let auth: Authenticator
+    public let backend: any WorkerBackend
+    public let hub: WorkerHub
+    public let metrics: LabMetrics
+    public let logger: Logger
+    let proxyEnvironment: ProxyEnvironment
+
+    /// Builds the controller. Throws ``ConfigError`` for anything the operator must fix (exit 2).
+    public static func make(config: LabConfig, environment: [String: String], logger: Logger) async throws(ConfigError) -> LabController {
+        let auth = try await Authenticator.make(config)
+        let metrics = LabMetrics()
+        let envFile = try config.workerEnvFile.map { path throws(ConfigError) in try EnvFile.load(path: path) } ?? []
+        let backend: any WorkerBackend
+        let workerHome: @Sendable (UserID) -> String
+        switch config.mode {
+        case .single:
+            let binary = try resolveWorkerBinary(config)
+            let workspace = Workspace(root: config.workspaceRoot, owner: nil)
+            backend = ProcessBackend(
+                binary: binary, extraArguments: workerArguments(config), environment: processWorkerEnvironment(environment, envFile: envFile),
+                workspace: workspace, stopGrace: .seconds(double: config.workerStopGrace), logger: logger)
+            workerHome = { workspace.path(for: $0) }
+        case .multi:
+            backend = try DockerBackend.make(config: config, controllerEnvironment: environment, envFile: envFile, logger: logger)
+            let home = config.containerHome
+            workerHome = { _ in home }
+        }
+        let hub = WorkerHub(backend: backend, settings: .init(config), metrics: metrics, logger: logger)
+        let workspace = Workspace(
+            root: config.workspaceRoot, owner: config.mode == .multi ? (config.containerUID, config.containerGID) : nil)
+        let proxy = ProxyEnvironment(
+            hub: hub, firewall: HandshakeFirewall(config), workspace: workspace, workerHome: workerHome, maxFrameBytes: config.maxFrameBytes,
+            pingInterval: .seconds(double: config.pingInterval), handshakeTimeout: .seconds(double: config.handshakeTimeout),
+            connectTimeout: .seconds(double: config.containerWSTimeout), metrics: metrics, logger: logger)
+        return LabController(config: config, auth: auth, backend: backend, hub: hub, metrics: metrics, logger: logger, proxyEnvironment: proxy)
+    }
+
+    /// The HTTP + WebSocket application. `onRunning` receives the bound port (useful with `LAB_PORT=0`).
+    public func application(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        let ping: AutoPingSetup = config.pingInterval > 0 ? .enabled(timePeriod: .seconds(double: config.pingInterval)) : .disabled
+        return Application(
+            router: HTTPRoutes.router(controller: self),
+            server: .http1WebSocketUpgrade(
+                configuration: .init(ws: .init(maxFrameSize: config.maxFrameBytes, autoPing: ping, closeTimeout: .seconds(5))),
+                shouldUpgrade: WebSocketUpgrade.shouldUpgrade(controller: self)),
+            configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? config.port) },
+            logger: logger)
+    }
+
+    /// Every long-running piece, in start order; a `ServiceGroup` stops them in reverse: first the hub
+    /// (client sockets closed with a reason, subprocess workers ended, containers left for adoption),
+    /// then the event watcher and reaper, then the HTTP server.
+    public func services(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> [any Service] {
+        [
+            application(onRunning: onRunning),
+            ReaperService(hub: hub, interval: .seconds(double: config.reaperInterval), logger: logger),
+            DeathWatcherService(backend: backend, hub: hub, logger: logger),
+            HubLifecycleService(hub: hub, logger: logger),
+        ]
+    }
+
+    /// The URL to print when a token was generated (single mode on loopback).
+    public func startURL(port: Int) -> String? {
+        guard let g = auth.generated else { return nil }
+        let host = config.host.contains(":") ? "[\(config.host)]" : config.host
+        return "ws://\(host):\(port)/ws?token=\(g.token)"
+    }
+
+    // ---- helpers -------------------------------------------------------------------------
+
+    /// Options the worker gets from the operator's firewall settings, so both layers agree.
+    static func workerArguments(_ config: LabConfig) -> [String] {
+        var args: [String] = []
+        for key in config.allowedEnv { args += ["--allow-env", key] }
+        if config.allowMCPConfig { args.append("--allow-mcp-config") }
+        return args
+    }
+
+    /// A subprocess worker's environment: never the controller's own (it holds the JWT secret and admin
+    /// token) — only PATH, locale and `AI_RELAY_*` preferences, then the operator's env file.
+    static func processWorkerEnvironment(_ controller: [String: String], envFile: [(String, String)]) -> [String: String] {
+        var env: [String: String] = ["PATH": controller["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"]
+        for key in ["LANG", "LC_ALL", "TZ", "TMPDIR"] { if let v = controller[key] { env[key] = v } }
+        for (k, v) in controller where k.hasPrefix("AI_RELAY_") { env[k] = v }
+        for (k, v) in envFile { env[k] = v }
+        return env
+    }
+
+    /// `LAB_WORKER_BINARY`, or `relay-worker` beside this executable; must be executable.
+    static func resolveWorkerBinary(_ config: LabConfig) throws(ConfigError) -> String {
+        let path: String
+        if let configured = config.workerBinary {
+            if configured.contains("/") {
+                path = configured
+            } else {
+                guard let found = searchPath(configured) else {
+                    throw ConfigError(variable: "LAB_WORKER_BINARY", value: configured, expected: "an executable on PATH or an absolute path")
+                }
+                path = found
+            }
+        } else {
+            let exe = executablePath() ?? ""
+            let dir = exe.split(separator: "/").dropLast().joined(separator: "/")
+            path = "/" + dir + "/relay-worker"
+        }
+        guard access(path, X_OK) == 0 else {
+            throw ConfigError(
+                variable: "LAB_WORKER_BINARY", value: config.workerBinary ?? path,
+                expected: "an executable relay-worker (default: beside labctrl) for single mode")
+        }
+        return path
+    }
+
+    static func searchPath(_ name: String) -> String? {
+        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin"
+        for dir in path.split(separator: ":") where access("\(dir)/\(name)", X_OK) == 0 { return "\(dir)/\(name)" }
+        return nil
+    }
+
+    static func executablePath() -> String? {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+extension LabController {
+    /// Adopts the workers that already run (controller restart); call before serving.
+    public func prepare() async {
+        do {
+            let adopted = try await hub.adoptExisting()
+            if adopted > 0 { logger.info("adopted running workers", metadata: ["count": "\(adopted)"]) }
+        } catch {
+            logger.error("could not list existing workers", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,199 @@
+import RelayProtocol
+
+/// Reads the client's first frame and rewrites it before it reaches the worker (spec §3).
+///
+/// - `folder` is resolved inside the user's home (``FolderResolver``) and replaced by the absolute
+///   path in the worker's view;
+/// - `tool` must be on `LAB_ALLOWED_TOOLS`;
+/// - `env` and `extra_args` pass the same rules the worker applies (mirrored here so a refusal
+///   happens before any worker is started);
+/// - `mcp_config` and Cortex credentials (`token`, `token_env`, `account_url`) are refused unless
+///   the operator allows them.
+///
+/// Identity never comes from here: fields such as `user_id` or `workspace_id` are passed on
+/// untouched but mean nothing to routing, which uses the verified credential only.
+public struct HandshakeFirewall: Sendable {
+    public var allowedTools: Set<String>
+    public var allowedEnv: Set<String>
+    public var allowMCPConfig: Bool
+    public var allowCortexCredentials: Bool
+
+    public init(allowedTools: Set<String>, allowedEnv: Set<String>, allowMCPConfig: Bool, allowCortexCredentials: Bool) {
+        self.allowedTools = allowedTools
+        self.allowedEnv = allowedEnv
+        self.allowMCPConfig = allowMCPConfig
+        self.allowCortexCredentials = allowCortexCredentials
+    }
+
+    public init(_ config: LabConfig) {
+        self.init(
+            allowedTools: Set(config.allowedTools), allowedEnv: Set(config.allowedEnv), allowMCPConfig: config.allowMCPConfig,
+            allowCortexCredentials: config.allowCortexCredentials)
+    }
+
+    /// A refusal: the `error` event text and the field at fault (metrics label).
+    public struct Refusal: Error, Equatable, Sendable {
+        public var text: String
+        public var field: String
+        /// The handshake's `session_id` when it could be read (errors echo it, as the worker does for
+        /// preflight failures).
+        public var sessionID: String
+    }
+
+    /// The accepted handshake, ready to forward.
+    public struct Accepted: Sendable {
+        public var object: JSONObject
+        public var tool: String
+        public var sessionID: String
+        public var folder: String
+        public var encoded: [UInt8] { JSON.object(object).encoded() }
+    }
+
+    /// Checks and rewrites the handshake `text`.
+    public func inspect(_ text: [UInt8], folders: FolderResolver) -> Result<Accepted, Refusal> {
+        func refuse(_ t: String, _ field: String, _ sid: String = "") -> Result<Accepted, Refusal> {
+            .failure(Refusal(text: t, field: field, sessionID: sid))
+        }
+        let value: JSON
+        do {
+            value = try JSON.parse(text)
+        } catch {
+            return refuse("Invalid handshake: \(error.message)", "json")
+        }
+        guard var o = value.objectValue else { return refuse("Invalid handshake: handshake must be a JSON object", "json") }
+        let sid: String
+        switch o["session_id"] {
+        case .string(let s)?: sid = s
+        case .int(let i)?: sid = String(i)
+        default: sid = ""
+        }
+
+        // tool
+        var tool = "claude"
+        if let t = o["tool"], !t.isNull {
+            guard let s = t.stringValue else { return refuse("Invalid handshake: 'tool' must be a string", "tool") }
+            tool = s.lowercased()
+        }
+        guard allowedTools.contains(tool) else {
+            return refuse("Invalid handshake: tool '\(tool)' is not allowed on this lab", "tool")
+        }
+
+        // folder
+        var folderValue: String?
+        if let f = o["folder"], !f.isNull {
+            guard let s = f.stringValue else { return refuse("Invalid handshake: 'folder' must be a string", "folder") }
+            folderValue = s
+        }
+        let folder: String
+        switch folders.resolve(folderValue) {
+        case .success(let path): folder = path
+        case .failure:
+            return refuse(
+                "Folder '\(folderValue ?? "")' is outside the permitted workspace root '\(folders.workerHome)'.", "folder", sid)
+        }
+        o["folder"] = .string(folder)
+
+        // env
+        if let e = o["env"], !e.isNull {
+            guard let env = e.objectValue else { return refuse("Invalid handshake: 'env' must be an object", "env") }
+            for (key, v) in env {
+                switch v {
+                case .string, .int, .double, .bool: break
+                default: return refuse("Invalid handshake: env value of '\(key)' must be a string, number or boolean", "env")
+                }
+                if let why = Self.envRefusal(key, operatorAllowed: allowedEnv) { return refuse("Invalid handshake: \(why)", "env") }
+            }
+        }
+
+        // extra_args
+        if let a = o["extra_args"], !a.isNull {
+            guard let list = a.arrayValue else { return refuse("Invalid handshake: extra_args must be a list of strings", "extra_args") }
+            var args: [String] = []
+            for item in list {
+                guard let s = item.stringValue else { return refuse("Invalid handshake: extra_args must be a list of strings", "extra_args") }
+                guard !s.isEmpty, s.utf8.allSatisfy(Self.argCharacter) else {
+                    return refuse(
+                        "Invalid handshake: extra_arg '\(s)' contains disallowed characters. Only alphanumerics, hyphens, underscores, dots, equals, commas, at-signs, and colons are permitted.",
+                        "extra_args")
+                }
+                args.append(s)
+            }
+            if let bad = Self.refusedArgument(args, allowed: Self.allowedFlags(for: tool)) {
+                return refuse("Invalid handshake: extra_arg '\(bad)' is not allowed for \(tool)", "extra_args")
+            }
+        }
+
+        // mcp_config
+        if let m = o["mcp_config"], !m.isNull, !allowMCPConfig {
+            return refuse("Invalid handshake: mcp_config is not allowed on this lab", "mcp_config")
+        }
+
+        // Cortex credentials: secrets never come from the browser unless the operator says so.
+        if tool == "cortex", !allowCortexCredentials {
+            let snowflake = o["snowflake"]?.objectValue
+            for key in ["token", "token_env", "account_url"] {
+                let top = o[key].map { !$0.isNull } ?? false
+                let nested = snowflake?[key].map { !$0.isNull } ?? false
+                if top || nested {
+                    return refuse("Invalid handshake: Cortex '\(key)' is not allowed on this lab; the operator configures Snowflake", "cortex")
+                }
+            }
+        }
+        return .success(Accepted(object: o, tool: tool, sessionID: sid, folder: folder))
+    }
+
+    // ---- the worker's rules, mirrored (Sources/RelayWorkerCore/Policy/EnvPolicy.swift, Adapter.swift) ----
+
+    static let envExact: Set<String> = ["TERM", "SHELL", "LANG", "LC_ALL"]
+    static let envPrefixes = ["CLAUDE_", "CODEX_", "GEMINI_", "GOOGLE_", "ANTHROPIC_", "OPENAI_", "AZURE_", "AWS_", "LAB_"]
+    static let envDangerousSuffixes = [
+        "_BASE_URL", "_API_BASE", "_ENDPOINT", "_HOST", "_URL", "_HOME", "_CONFIG_DIR", "_DIR", "_PROXY", "_CA_CERTS", "_HELPER",
+    ]
+    static let envBlocked: Set<String> = [
+        "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "LD_DEBUG", "DYLD_INSERT_LIBRARIES", "DYLD_LIBRARY_PATH", "PYTHONPATH",
+        "PYTHONSTARTUP", "BASH_ENV", "ENV", "CDPATH", "NODE_OPTIONS", "PATH", "HOME",
+    ]
+
+    /// Why `key` may not be set from a handshake, or nil.
+    public static func envRefusal(_ key: String, operatorAllowed: Set<String>) -> String? {
+        if operatorAllowed.contains(key) { return nil }
+        if envBlocked.contains(key) { return "env key '\(key)' is not allowed" }
+        if key.hasPrefix("AI_RELAY_") { return "env key '\(key)' is reserved for the operator" }
+        if envDangerousSuffixes.contains(where: { key.hasSuffix($0) }) { return "env key '\(key)' could redirect the agent and is not allowed" }
+        if envExact.contains(key) || envPrefixes.contains(where: { key.hasPrefix($0) }) { return nil }
+        return "env key '\(key)' is not on the allow-list"
+    }
+
+    /// `extra_args` flags per tool; nil = any flag passing the character check (PTY tools).
+    static func allowedFlags(for tool: String) -> Set<String>? {
+        switch tool {
+        case "claude", "claude-code", "kimi": ["--max-turns", "--fallback-model", "--disallowedTools", "--disallowed-tools"]
+        case "generic": nil
+        default: []
+        }
+    }
+
+    static func argCharacter(_ c: UInt8) -> Bool {
+        (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
+            || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
+            || c == UInt8(ascii: ".") || c == UInt8(ascii: "=") || c == UInt8(ascii: ",") || c == UInt8(ascii: "@")
+            || c == UInt8(ascii: ":")
+    }
+
+    /// A flag must be listed (by its name before `=`); a bare value only right after a listed flag.
+    static func refusedArgument(_ args: [String], allowed: Set<String>?) -> String? {
+        guard let allowed else { return nil }
+        var previousWasFlag = false
+        for arg in args {
+            if arg.hasPrefix("-") {
+                let name = String(arg.split(separator: "=", maxSplits: 1).first ?? "")
+                guard allowed.contains(name) else { return arg }
+                previousWasFlag = !arg.contains("=")
+            } else {
+                guard previousWasFlag else { return arg }
+                previousWasFlag = false
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,136 @@
+/// A JSON value that keeps object key order (the reference relay emits keys in insertion order and
+/// clients display `raw` as received).
+///
+/// `fragment` holds already-encoded JSON text that is written verbatim: the worker forwards a CLI's
+/// line as `raw` without decoding and re-encoding it.
+public enum JSON: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case double(Double)
+    case string(String)
+    case array([JSON])
+    case object(JSONObject)
+    case fragment([UInt8])
+
+    public subscript(key: String) -> JSON? {
+        if case .object(let object) = self { return object[key] }
+        return nil
+    }
+
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    public var objectValue: JSONObject? {
+        if case .object(let o) = self { return o }
+        return nil
+    }
+
+    public var arrayValue: [JSON]? {
+        if case .array(let a) = self { return a }
+        return nil
+    }
+
+    public var intValue: Int64? {
+        switch self {
+        case .int(let i): return i
+        case .double(let d) where d.rounded() == d && abs(d) < 9e15: return Int64(d)
+        default: return nil
+        }
+    }
+
+    public var doubleValue: Double? {
+        switch self {
+        case .int(let i): return Double(i)
+        case .double(let d): return d
+        default: return nil
+        }
+    }
+
+    public var boolValue: Bool? {
+        if case .bool(let b) = self { return b }
+        return nil
+    }
+
+    public var isNull: Bool { self == .null }
+
+    /// Python truthiness, which the reference uses for "present" checks.
+    public var isTruthy: Bool {
+        switch self {
+        case .null: return false
+        case .bool(let b): return b
+        case .int(let i): return i != 0
+        case .double(let d): return d != 0
+        case .string(let s): return !s.isEmpty
+        case .array(let a): return !a.isEmpty
+        case .object(let o): return !o.isEmpty
+        case .fragment(let f): return !f.isEmpty
+        }
+    }
+
+    /// Text for places where the reference used Python `str()`. Strings stay as they are; other values
+    /// become compact JSON (documented difference: not Python-repr).
+    public var textValue: String {
+        switch self {
+        case .string(let s): return s
+        default: return encodedString()
+        }
+    }
+}
+
+/// An ordered JSON object. Lookups are linear: protocol objects have a handful of keys.
+public struct JSONObject: Sendable, Equatable, Sequence {
+    public private(set) var keys: [String] = []
+    public private(set) var values: [JSON] = []
+
+    public init() {}
+
+    public init(_ pairs: KeyValuePairs<String, JSON?>) {
+        for (k, v) in pairs { if let v { self[k] = v } }
+    }
+
+    public var isEmpty: Bool { keys.isEmpty }
+    public var count: Int { keys.count }
+
+    public subscript(key: String) -> JSON? {
+        get {
+            guard let i = keys.firstIndex(of: key) else { return nil }
+            return values[i]
+        }
+        set {
+            if let i = keys.firstIndex(of: key) {
+                if let newValue { values[i] = newValue } else { keys.remove(at: i); values.remove(at: i) }
+            } else if let newValue {
+                keys.append(key)
+                values.append(newValue)
+            }
+        }
+    }
+
+    /// True when the key exists, even with a null value.
+    public func has(_ key: String) -> Bool { keys.contains(key) }
+
+    public func makeIterator() -> Zip2Sequence<[String], [JSON]>.Iterator { zip(keys, values).makeIterator() }
+}
+
+extension JSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral, ExpressibleByFloatLiteral
+{
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int64) { self = .int(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(arrayLiteral elements: JSON...) { self = .array(elements) }
+    public init(floatLiteral value: Double) { self = .double(value) }
+    public init(nilLiteral: ()) { self = .null }
+    public init(dictionaryLiteral elements: (String, JSON)...) {
+        var o = JSONObject()
+        for (k, v) in elements { o[k] = v }
+        self = .object(o)
+    }
+}
+
+extension JSON {
+    public init(_ string: String?) { self = string.map(JSON.string) ?? .null }
+}

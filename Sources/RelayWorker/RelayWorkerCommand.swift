@@ -1,0 +1,93 @@
+import ArgumentParser
+import Hummingbird
+import Logging
+import RelayWorkerCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Options shared by `relay-worker serve` and the bare `relay-worker` form.
+struct ServerOptions: ParsableArguments {
+    @Option(help: "Address to listen on.") var host = "0.0.0.0"
+    @Option(help: "Port to listen on (default 9000 for serve, 8765 for the bare form).") var port: Int?
+    @Option(help: "Confine session folders to this directory (symlinks resolved).") var workspaceRoot: String?
+    @Option(help: "DEBUG, INFO, WARNING or ERROR.") var logLevel = "INFO"
+    @Option(help: "Allow the client to set this env key (repeatable).") var allowEnv: [String] = []
+    @Flag(help: "Allow clients to pass an mcp_config (MCP servers run arbitrary commands).") var allowMcpConfig = false
+    @Flag(help: "Allow clients to trigger `claude install`.") var allowClaudeUpdate = false
+    @Option(help: "Serve another CLI in a PTY: NAME=EXECUTABLE (repeatable).") var ptyTool: [String] = []
+    @Option(help: "Disconnect a client whose pending send makes no progress for this many seconds.") var sendTimeout = 30
+
+    func run(defaultPort: Int) async throws {
+        let level: Logger.Level
+        switch logLevel.uppercased() {
+        case "DEBUG": level = .debug
+        case "INFO": level = .info
+        case "WARNING", "WARN": level = .warning
+        case "ERROR": level = .error
+        default: throw ValidationError("--log-level must be DEBUG, INFO, WARNING or ERROR")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var options = WorkerOptions(baseEnvironment: Self.environment())
+        options.host = host
+        options.port = port ?? defaultPort
+        if let workspaceRoot {
+            guard let real = WorkspacePolicy.realPath(workspaceRoot) else {
+                throw ValidationError("--workspace-root \(workspaceRoot) does not exist")
+            }
+            options.workspaceRoot = real
+        }
+        options.allowedEnv = Set(allowEnv)
+        options.allowMCPConfig = allowMcpConfig
+        options.allowClaudeUpdate = allowClaudeUpdate
+        options.sendTimeout = .seconds(max(1, sendTimeout))
+        for entry in ptyTool {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw ValidationError("--pty-tool takes NAME=EXECUTABLE, got '\(entry)'")
+            }
+            options.ptyTools[parts[0]] = parts[1]
+        }
+        let logger = Logger(label: "relay-worker")
+        let host = options.host
+        let app = buildWorkerApplication(options: options, logger: logger) { port in
+            logger.info("relay-worker listening on ws://\(host):\(port)")
+        }
+        try await app.runService()
+    }
+
+    static func environment() -> [String: String] {
+        var env: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let s = String(cString: entry)
+            if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+            p += 1
+        }
+        return env
+    }
+}
+
+@main
+struct RelayWorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay-worker",
+        abstract: "WebSocket relay between clients and AI coding-agent CLIs (ai-relay 0.4.46 compatible).",
+        subcommands: [Serve.self]
+    )
+
+    @OptionGroup var options: ServerOptions
+
+    func run() async throws { try await options.run(defaultPort: 8765) }
+
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run the relay server (for containers).")
+        @OptionGroup var options: ServerOptions
+        func run() async throws { try await options.run(defaultPort: 9000) }
+    }
+}

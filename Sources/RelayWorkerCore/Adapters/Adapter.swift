@@ -1,0 +1,74 @@
+import Logging
+import RelayProtocol
+
+/// Everything a runtime needs for one session.
+public struct SessionContext: Sendable {
+    public let handshake: Handshake
+    /// The resolved working folder.
+    public let folder: String
+    /// The child's environment after policy and adapter adjustments.
+    public let environment: [String: String]
+    /// argv as reported in `session_start` (before resume/model changes).
+    public let command: [String]
+    public let options: WorkerOptions
+    public let sink: EventSink
+    public let logger: Logger
+}
+
+/// One kind of agent (the seam new tools plug into): how to build its command line, which client
+/// flags it tolerates, and how to make the runtime that drives it.
+public protocol Adapter: Sendable {
+    /// argv before per-turn changes; `[]` for tools without a child process.
+    func baseCommand(_ handshake: Handshake) -> [String]
+    /// Flags a client may add through `extra_args`; `nil` = any flag that passes the character check.
+    var allowedFlags: Set<String>? { get }
+    /// Adjusts the child environment (e.g. Kimi's Moonshot variables).
+    func prepare(environment: inout [String: String], handshake: Handshake, options: WorkerOptions)
+    func makeRuntime(_ context: SessionContext) -> any AgentRuntime
+}
+
+extension Adapter {
+    public var allowedFlags: Set<String>? { [] }
+    public func prepare(environment: inout [String: String], handshake: Handshake, options: WorkerOptions) {}
+}
+
+/// A live agent behind one WebSocket session.
+public protocol AgentRuntime: Sendable {
+    /// Runs until the agent's stream ends; returns the exit code reported in `session_end`
+    /// (`nil` for tools that have none). Cancellation stops the agent.
+    func run() async throws -> Int32?
+    /// Handles one client message (the session sends the `input_ack` afterwards).
+    func handle(_ message: ClientMessage) async
+}
+
+/// Maps tool names to adapters.
+public struct AdapterRegistry: Sendable {
+    var adapters: [String: any Adapter]
+
+    public init(options: WorkerOptions) {
+        let claude = ClaudeAdapter(flavor: .claude)
+        adapters = ["claude": claude, "claude-code": claude, "kimi": ClaudeAdapter(flavor: .kimi)]
+        adapters["generic"] = PTYAdapter(executable: "generic")
+        for (name, path) in options.ptyTools { adapters[name.lowercased()] = PTYAdapter(executable: path) }
+    }
+
+    public func adapter(for tool: String) -> (any Adapter)? { adapters[tool] }
+
+    /// Checks `extra_args` against the adapter's flag list: a flag must be listed (by its name before
+    /// `=`); a bare value is accepted only right after a listed flag.
+    static func refusedArgument(_ args: [String], allowed: Set<String>?) -> String? {
+        guard let allowed else { return nil }
+        var previousWasFlag = false
+        for arg in args {
+            if arg.hasPrefix("-") {
+                let name = String(arg.split(separator: "=", maxSplits: 1).first ?? "")
+                guard allowed.contains(name) else { return arg }
+                previousWasFlag = !arg.contains("=")
+            } else {
+                guard previousWasFlag else { return arg }
+                previousWasFlag = false
+            }
+        }
+        return nil
+    }
+}
