@@ -36,6 +36,17 @@ pick_data_root() {
     fi
 }
 
+# Closes every descriptor above stderr. The daemon must not keep its caller's pipes or sockets open: a
+# caller that waits for EOF on our stdout, or (like Foundation's Process) for a socket to close, would
+# otherwise wait as long as dockerd lives.
+close_inherited_fds() {
+    local fd
+    for fd in /proc/$BASHPID/fd/*; do
+        fd="${fd##*/}"
+        ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null || true
+    done
+}
+
 # launch <statedir> <data root> <ping command...> -- <extra dockerd args...>
 launch() {
     local state="$1" root="$2"; shift 2
@@ -48,11 +59,14 @@ launch() {
     rm -f "$state/docker.pid"
     echo "$root" > "$state/data-root"
     # flock holds the data-root lock for exactly as long as dockerd lives.
-    flock -n -E 75 "$root.lock" \
-        "$DOCKERD" --bridge=none --iptables=false --ip6tables=false --ip-masq=false \
-        --storage-driver="${LAB_DOCKERD_STORAGE:-overlay2}" \
-        --data-root "$root" --exec-root "$state/exec" --pidfile "$state/docker.pid" \
-        "$@" >"$state/dockerd.log" 2>&1 </dev/null &
+    (
+        close_inherited_fds
+        exec flock -n -E 75 "$root.lock" \
+            "$DOCKERD" --bridge=none --iptables=false --ip6tables=false --ip-masq=false \
+            --storage-driver="${LAB_DOCKERD_STORAGE:-overlay2}" \
+            --data-root "$root" --exec-root "$state/exec" --pidfile "$state/docker.pid" \
+            "$@" >"$state/dockerd.log" 2>&1 </dev/null
+    ) &
     local launcher=$!
     local deadline=$((SECONDS + WAIT_SECS))
     until "${ping[@]}" >/dev/null 2>&1; do

@@ -53,6 +53,10 @@ struct TLSTests {
 
 /// Runs `scripts/dockerd.sh` from the repository this test file lives in.
 enum Script {
+    struct TimedOut: Error, CustomStringConvertible {
+        var description: String
+    }
+
     struct Result: Sendable {
         var status: Int32
         var stdout: String
@@ -88,7 +92,9 @@ enum Script {
         let seconds = Double(timeout.components.seconds)
         if done.wait(timeout: .now() + seconds) == .timedOut {
             process.terminate()
-            done.wait()
+            if done.wait(timeout: .now() + 5) == .timedOut {
+                throw Script.TimedOut(description: "scripts/dockerd.sh \(arguments.joined(separator: " ")) did not finish in \(timeout)")
+            }
         }
         return Result(
             status: process.terminationStatus,

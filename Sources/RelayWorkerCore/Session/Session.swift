@@ -46,6 +46,7 @@ struct Session {
             context = prepared.context
             runtime = prepared.runtime
         }
+        sink.setSessionID(context.handshake.sessionID)
         var sessionLogger = logger
         sessionLogger[metadataKey: "session"] = "\(context.handshake.sessionID)"
         let log = sessionLogger
