@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
+import random
+import re
+import string
 from pathlib import Path
 
 import pytest
@@ -62,9 +64,10 @@ class Witness:
 
     def ping(self, timeout: float = 15.0) -> None:
         self.n += 1
-        token = f"witness-ping-{self.n}-{uuid.uuid4().hex[:6]}"
+        # Letters only: PTY output is classified by heuristics (digits like "429" become quota_warning).
+        token = "witness-ping-" + "".join(random.choice(string.ascii_lowercase) for _ in range(10))
         self.client.send_json({"text": token})
-        self.client.wait_for(lambda e: f"got: {token}" in texts(self.client.events, "stdout"), timeout,
+        self.client.wait_for(lambda e: f"got: {token}" in texts(self.client.events), timeout,
                              what=f"witness echo of {token}")
 
 
@@ -227,13 +230,19 @@ def test_oversize_first_frame(relay):
         events = c.wait_closed(30)
     finally:
         c.close()
+    assert_refused_for_size(events, c)
+
+
+def assert_refused_for_size(events, c) -> None:
+    """Either the WebSocket layer refuses the frame (close 1009, no event), or one error about the
+    size, then a close. (A handshake *timeout* here would mean the server spent >10 s swallowing
+    the frame instead of refusing it from its header.)"""
     types = [e["type"] for e in events]
-    # Either the WebSocket layer refuses the frame (close 1009, no event), or one error then a close.
-    if c.close_code == 1009:
-        assert types in ([], ["error"]), types
-    else:
-        assert types == ["error"], (types, c.close_code, c.close_reason)
-        assert c.close_code in (1000, 1009)
+    assert types in ([], ["error"]), (types, c.close_code, c.close_reason)
+    if types:
+        assert re.search(r"too (large|big)|limit|size", events[0]["text"], re.I), events[0]
+        assert "timeout" not in events[0]["text"].lower(), events[0]
+    assert c.close_code == 1009 or (types and c.close_code == 1000), (c.close_code, c.close_reason)
 
 
 def test_oversize_compressed_frame(relay):
@@ -241,6 +250,8 @@ def test_oversize_compressed_frame(relay):
     big = '{"tool": "generic", "pad": "' + "x" * (MAX_FRAME + 1) + '"}'
     c = relay.connect(compression="deflate")
     try:
+        if not c.ws.protocol.extensions:
+            pytest.skip("the server does not negotiate permessage-deflate (nothing to inflate)")
         try:
             c.send_text(big)
         except Exception:
@@ -248,23 +259,24 @@ def test_oversize_compressed_frame(relay):
         events = c.wait_closed(30)
     finally:
         c.close()
-    types = [e["type"] for e in events]
-    assert "session_start" not in types, types
-    assert c.close_code in (1009, 1000), (c.close_code, c.close_reason)
-    assert types in ([], ["error"]), types
+    assert_refused_for_size(events, c)
 
 
-def test_frame_of_exactly_50_mib_is_accepted(relay, tmp_path):
-    """The cap is 50 MiB inclusive: a handshake of exactly 52,428,800 bytes starts a session."""
-    head = json.dumps({"tool": "generic", "folder": str(tmp_path)})[:-1] + ', "pad": "'
-    tail = '"}'
-    frame = head + "x" * (MAX_FRAME - len(head) - len(tail)) + tail
-    assert len(frame.encode()) == MAX_FRAME
+def test_message_of_exactly_50_mib_is_accepted(relay, tmp_path):
+    """The cap is 50 MiB inclusive: a message of exactly 52,428,800 bytes (e.g. a user_message carrying
+    images) is accepted and acked; the session goes on."""
     c = relay.connect()
     try:
+        c.handshake({"tool": "generic", "folder": str(tmp_path)})
+        head, tail = '{"type": "user_message", "content": "', '"}'
+        frame = head + "x" * (MAX_FRAME - len(head) - len(tail)) + tail
+        assert len(frame.encode()) == MAX_FRAME
         c.send_text(frame)
-        ev = c.wait_for(lambda e: True, 30, what="first event")
-        assert ev["type"] == "session_start", ev
+        ack = c.wait_type("input_ack", timeout=90)
+        assert ack["text"] == "user_message"
+        c.send_json({"text": "after the big one"})
+        c.wait_for(lambda e: "got: after the big one" in texts(c.events, "stdout"), 30, what="echo")
+        assert not c.closed
     finally:
         c.close()
 

@@ -69,8 +69,12 @@ def relay_response(source: str) -> Callable[[dict], bool]:
     return lambda e: e.get("type") == "response" and (e.get("metadata") or {}).get("source") == source
 
 
-def client_script(relay, folder: Path) -> list[dict]:
-    """THE client script: identical for both implementations. Returns every event, labelled by step."""
+def client_script(relay, folder: Path) -> tuple[list[dict], str | None]:
+    """THE client script: identical for both implementations.
+
+    Returns every event (labelled by step) and, if a step failed (timeout, early close), the reason;
+    the steps before it are still compared, the later ones fail with that reason.
+    """
     c = relay.connect()
     try:
         def step(name: str) -> None:
@@ -133,9 +137,11 @@ def client_script(relay, folder: Path) -> list[dict]:
         turn("crash")
         turn("after-crash")
         step("end")
+    except pytest.fail.Exception as exc:
+        return c.events, f"step {c.label!r}: {str(exc).splitlines()[0]}"
     finally:
         c.close()
-    return c.events
+    return c.events, None
 
 
 # ---- running both ------------------------------------------------------------------------------
@@ -151,7 +157,7 @@ def runs(relays, tmp_path_factory):
         folder = Path(os.path.realpath(base)) / "project"
         folder.mkdir()
         relay = relays.start(impl, claude="fake", env={"FAKE_CLAUDE_LOG": str(log)})
-        events = client_script(relay, folder)
+        events, error = client_script(relay, folder)
         entries = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
         out[impl] = {
             "events": events,
@@ -159,6 +165,7 @@ def runs(relays, tmp_path_factory):
             "argv": [e["argv"] for e in entries if "argv" in e],
             "folder": folder,
             "relay": relay,
+            "error": error,  # why the script stopped early (None when it ran to the end)
         }
     return out
 
@@ -247,8 +254,22 @@ STEPS = ["handshake", "text", "structured", "tool-allow", "tool-deny", "interrup
 # ---- the comparisons -------------------------------------------------------------------------------
 
 
+def reached(run: dict, step: str) -> bool:
+    """Whether the script got past `step` on this run."""
+    if run["error"] is None:
+        return True
+    failed_at = run["error"].split("'")[1]
+    return STEPS.index(step) < STEPS.index(failed_at) if failed_at in STEPS else False
+
+
+def test_script_completed_on_both(runs):
+    errors = {impl: run["error"] for impl, run in runs.items() if run["error"]}
+    assert not errors, errors
+
+
 def test_reference_run_is_sane(runs):
     """Guards the test itself: the reference produced every step (else the comparison is empty)."""
+    assert runs["reference"]["error"] is None, runs["reference"]["error"]
     ref = normalised(runs["reference"])
     missing = [s for s in STEPS if s not in ref]
     assert not missing, missing
@@ -256,6 +277,9 @@ def test_reference_run_is_sane(runs):
 
 @pytest.mark.parametrize("step", [s for s in STEPS if s != "ratelimit"])
 def test_step_matches(runs, step):
+    for impl in ("reference", "worker"):
+        if not reached(runs[impl], step):
+            pytest.fail(f"the {impl} run stopped before finishing this step: {runs[impl]['error']}", pytrace=False)
     ref = normalised(runs["reference"]).get(step, [])
     wrk = normalised(runs["worker"]).get(step, [])
     assert_same(ref, wrk, f"step {step!r}")

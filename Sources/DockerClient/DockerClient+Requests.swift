@@ -24,11 +24,11 @@ extension DockerClient {
     /// Builds a request for a versioned API path such as `/containers/json`.
     func request(
         _ method: String, _ path: String, query: Query = Query(), body: RequestBody? = nil,
-        contentType: String? = nil, timeout: RequestTimeout = .standard
+        contentType: String? = nil, headers: [String] = [], timeout: RequestTimeout = .standard
     ) async throws -> HTTPRequest {
         let version = try await apiVersion()
         return HTTPRequest(
-            method, "/v\(version)\(path)\(query.string)", body: body, contentType: contentType,
+            method, "/v\(version)\(path)\(query.string)", body: body, contentType: contentType, headers: headers,
             timeout: duration(timeout))
     }
 

@@ -15,20 +15,28 @@
 /// try await docker.removeContainer(id, force: true)
 /// ```
 ///
+/// Configuration (`DockerClient+Configuration.swift`): ``fromEnvironment(_:)`` reads `DOCKER_HOST`
+/// (`unix:///path`, default `/var/run/docker.sock`; `tcp://host:port`), `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`
+/// (`ca.pem`, `cert.pem`, `key.pem`) and `DOCKER_API_VERSION`; or build a ``Configuration`` directly.
+/// The API version is negotiated once with `GET /version` (at most 1.41). ``Configuration/requestTimeout``
+/// bounds ordinary calls; ``withRequestTimeout(_:)`` makes a copy with another default.
+///
 /// Operations, grouped by file:
 /// - System (`DockerClient+System.swift`): ``ping()``, ``version()``, ``info()``, ``apiVersion()``.
 /// - Containers (`+Containers.swift`): ``createContainer(_:name:)``, ``startContainer(_:)``,
 ///   ``stopContainer(_:timeout:)``, ``killContainer(_:signal:)``, ``restartContainer(_:timeout:)``,
 ///   ``removeContainer(_:force:removeVolumes:)``, ``inspectContainer(_:)``, ``listContainers(all:filters:)``,
-///   ``waitContainer(_:condition:timeout:)``.
+///   ``waitContainer(_:condition:timeout:)`` and ``registerWait(_:condition:timeout:)`` (wait registered
+///   before `start`, so a quick exit is not missed).
 /// - Logs (`+Logs.swift`): ``logs(_:options:)`` — an `AsyncSequence` of ``LogChunk``s, stdout and stderr
-///   demultiplexed.
-/// - Exec (`+Exec.swift`): ``createExec(_:_:)``, ``startExec(_:)``, ``inspectExec(_:)`` and the one-shot
+///   demultiplexed (`follow` keeps it open) — and ``collectLogs(_:options:)``.
+/// - Exec (`+Exec.swift`): ``createExec(_:_:)``, ``startExec(_:tty:timeout:)``, ``inspectExec(_:)`` and the one-shot
 ///   ``exec(_:command:user:workingDir:environment:timeout:)``.
-/// - Images (`+Images.swift`): ``inspectImage(_:)``, ``listImages(all:filters:)``, ``pullImage(_:tag:)``
-///   (streamed ``ProgressMessage``s), ``importImage(tarFile:repository:tag:)``, ``loadImages(tarFile:)``,
-///   ``buildImage(context:tag:options:)``, ``saveImages(_:toFile:)``, ``removeImage(_:force:)``,
-///   ``tagImage(_:repository:tag:)``.
+/// - Images (`+Images.swift`): ``inspectImage(_:)``, ``listImages(all:filters:)``, ``pullImage(_:tag:auth:)``
+///   and ``pushImage(_:tag:auth:)`` (streamed ``ProgressMessage``s), ``importImage(_:repository:tag:message:)``
+///   (a rootfs tar), ``loadImages(_:)`` / ``saveImages(_:toFile:)`` (`docker save` archives),
+///   ``buildImage(context:tag:options:)`` (a context tar, see ``TarArchive``), ``tagImage(_:repository:tag:)``,
+///   ``removeImage(_:force:)``.
 /// - Networks (`+Networks.swift`): ``listNetworks(filters:)``, ``inspectNetwork(_:)``, ``createNetwork(_:)``,
 ///   ``connectNetwork(_:container:aliases:)``, ``disconnectNetwork(_:container:force:)``, ``removeNetwork(_:)``.
 /// - Volumes (`+Volumes.swift`): ``createVolume(_:)``, ``inspectVolume(_:)``, ``listVolumes(filters:)``,
@@ -40,6 +48,9 @@
 /// Errors are ``DockerError``s: ``DockerError/Code/api`` with the HTTP `status` and the daemon's `message`
 /// (``DockerError/isNotFound``, ``DockerError/isConflict``), and distinct codes for an unreachable engine,
 /// timeouts and TLS failures. Cancelling the calling `Task` aborts the transfer and throws `CancellationError`.
+///
+/// Streams (events, logs, progress, exec output) buffer what the engine sends until it is read: iterate
+/// them, or drop/cancel them to abort the transfer.
 ///
 /// Design: every request is a libcurl easy handle run by one curl *multi* handle on a dedicated thread per
 /// client (see `CurlLoop`), so nothing blocks Swift's cooperative pool, many requests run at once, and
@@ -86,30 +97,60 @@ public struct DockerClient: Sendable {
     /// (raised to the daemon's `MinAPIVersion` if that is higher), negotiated once with `GET /version`.
     public func apiVersion() async throws -> String {
         if let pinned = configuration.apiVersion { return pinned }
+        if let cached = negotiation.cached { return cached }
         return try await negotiation.version { try await self.version() }
     }
 }
 
-/// Caches the negotiated API version; concurrent first calls share one `GET /version`.
+/// Caches the negotiated API version; concurrent first calls share one `GET /version`, later calls read
+/// the cached string without awaiting anything.
 final class VersionNegotiation: Sendable {
-    private let state = Mutex<Task<String, any Error>?>(nil)
+    private enum State {
+        case none
+        case negotiating(Task<String, any Error>)
+        case done(String)
+    }
+
+    private let state = Mutex<State>(.none)
 
     func version(_ fetch: @escaping @Sendable () async throws -> SystemVersion) async throws -> String {
-        let task = state.withLock { current in
-            if let current { return current }
-            let task = Task {
-                let server = try await fetch()
-                return Self.choose(server: server, maximum: DockerClient.Configuration.maximumAPIVersion)
+        enum Lookup {
+            case ready(String)
+            case wait(Task<String, any Error>)
+        }
+        let lookup: Lookup = state.withLock { state in
+            switch state {
+            case .done(let version):
+                return .ready(version)
+            case .negotiating(let task):
+                return .wait(task)
+            case .none:
+                let task = Task {
+                    let server = try await fetch()
+                    return Self.choose(server: server, maximum: DockerClient.Configuration.maximumAPIVersion)
+                }
+                state = .negotiating(task)
+                return .wait(task)
             }
-            current = task
-            return task
+        }
+        let task: Task<String, any Error>
+        switch lookup {
+        case .ready(let version): return version
+        case .wait(let pending): task = pending
         }
         do {
-            return try await task.value
+            let version = try await task.value
+            state.withLock { $0 = .done(version) }
+            return version
         } catch {
-            state.withLock { if $0 == task { $0 = nil } }  // retry on the next call
+            state.withLock { if case .negotiating(let current) = $0, current == task { $0 = .none } }  // retry next time
             throw error
         }
+    }
+
+    /// The negotiated version, if negotiation has finished.
+    var cached: String? {
+        state.withLock { if case .done(let version) = $0 { version } else { nil } }
     }
 
     static func choose(server: SystemVersion, maximum: String) -> String {

@@ -62,11 +62,13 @@ struct LabCtrlCommand: ParsableCommand {
         await controller.prepare()
         let services = controller.services { port in
             logger.info("listening", metadata: ["address": "\(config.host):\(port)", "mode": "\(config.mode.rawValue)"])
+            // Machine-readable lines on stdout (scripts and tests read them; logs go to stderr).
+            print("labctrl: listening on http://\(config.host.contains(":") ? "[\(config.host)]" : config.host):\(port)")
             if let url = controller.startURL(port: port) {
-                // Like Jupyter: the one line an operator needs, on stdout so scripts can read it.
+                // Like Jupyter: the one line an operator needs to connect.
                 print("labctrl: open \(url)")
-                fflush(nil)
             }
+            fflush(nil)
         }
         var group = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = .seconds(max(1, config.shutdownGrace))

@@ -10,7 +10,10 @@ struct TLSTests {
         _ = try TestEngine.client()  // fails clearly when the engine setup is missing
         let state = "/tmp/dct-tls-\(TestEngine.runID)"
         let started = try await Script.run(["start-tls", state], timeout: .seconds(90))
-        defer { _ = try? Script.runSync(["stop", state]) }
+        defer {
+            _ = try? Script.runSync(["stop", state])
+            try? FileManager.default.removeItem(atPath: state)
+        }
         try #require(started.status == 0, "start-tls failed: \(started.stderr)")
         let environment = Script.exports(started.stdout)
         let host = try #require(environment["DOCKER_HOST"])

@@ -1,3 +1,33 @@
+/// Registry credentials, sent base64url-encoded in the `X-Registry-Auth` header.
+public struct RegistryAuth: Encodable, Sendable {
+    public var username: String?
+    public var password: String?
+    /// e.g. `registry.example.com:5000`.
+    public var serverAddress: String?
+    /// A token from a previous login, instead of username and password.
+    public var identityToken: String?
+
+    public init(
+        username: String? = nil, password: String? = nil, serverAddress: String? = nil, identityToken: String? = nil
+    ) {
+        self.username = username
+        self.password = password
+        self.serverAddress = serverAddress
+        self.identityToken = identityToken
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case username, password, serverAddress = "serveraddress", identityToken = "identitytoken"
+    }
+
+    var headers: [String] {
+        let json = (try? JSONEncoder().encode(self)) ?? Data("{}".utf8)
+        let encoded = json.base64EncodedString().replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+        return ["X-Registry-Auth: \(encoded)"]
+    }
+}
+
 /// A tar archive to upload: a file on disk (streamed, not loaded into memory) or bytes.
 public enum ArchiveSource: Sendable {
     case file(path: String)
@@ -25,13 +55,30 @@ extension DockerClient {
         return try await send(try await request("GET", "/images/json", query: query), as: [ImageSummary].self)
     }
 
-    /// `POST /images/create?fromImage=`: pulls from a registry. Iterate the returned stream for progress
+    /// `POST /images/create?fromImage=`: pulls from a registry (optionally with credentials). Iterate the returned stream for progress
     /// (or call ``JSONLineSequence/waitUntilDone()``); an error line throws ``DockerError/Code/operationFailed``.
-    public func pullImage(_ image: String, tag: String? = nil) async throws -> ProgressStream {
+    public func pullImage(_ image: String, tag: String? = nil, auth: RegistryAuth? = nil) async throws
+        -> ProgressStream
+    {
         var query = Query()
         query.add("fromImage", image)
         query.add("tag", tag)
-        return try await progress(try await request("POST", "/images/create", query: query, timeout: .none))
+        return try await progress(
+            try await request("POST", "/images/create", query: query, headers: auth?.headers ?? [], timeout: .none))
+    }
+
+    /// `POST /images/{name}/push`: pushes a tagged image (e.g. `registry:5000/team/app`) to its registry,
+    /// with streamed progress like ``pullImage(_:tag:auth:)``.
+    public func pushImage(_ image: String, tag: String? = nil, auth: RegistryAuth? = nil) async throws
+        -> ProgressStream
+    {
+        var query = Query()
+        query.add("tag", tag)
+        // The engine requires the header on push, even for a registry without authentication.
+        let headers = auth?.headers ?? RegistryAuth().headers
+        return try await progress(
+            try await request(
+                "POST", "/images/\(Query.imageSegment(image))/push", query: query, headers: headers, timeout: .none))
     }
 
     /// `POST /images/create?fromSrc=-`: creates an image from a root filesystem tarball (like `docker import`).

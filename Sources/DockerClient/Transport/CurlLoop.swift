@@ -26,7 +26,11 @@ final class CurlLoop: @unchecked Sendable {
     private let multi: UnsafeMutableRawPointer
     private let inbox = Mutex(Inbox())
     /// Transfers currently added to the multi handle, keyed by their easy handle. Loop thread only.
-    private var active: [UnsafeMutableRawPointer: CurlTransfer] = [:]
+    private var active: [UnsafeMutableRawPointer: CurlTransfer] = [:] {
+        didSet { activeCount.store(active.count, ordering: .relaxed) }
+    }
+    /// `active.count`, readable from any thread (tests check that aborted streams really left the loop).
+    let activeCount = Atomic<Int>(0)
 
     private static let globalInit: Bool = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
 

@@ -95,6 +95,7 @@ final class CurlTransfer: @unchecked Sendable {
         // "Expect:" stops curl from waiting for `100 Continue` before large uploads.
         var headers: [String] = ["Expect:"]
         if let type = request.contentType { headers.append("Content-Type: \(type)") }
+        headers += request.headers
 
         switch request.method {
         case "GET": _ = ccurl_setopt_long(h, CURLOPT_HTTPGET, 1)

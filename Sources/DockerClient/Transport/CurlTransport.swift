@@ -13,6 +13,9 @@ final class CurlTransport: Sendable {
 
     deinit { loop.shutdown() }
 
+    /// Transfers running right now (requests in flight plus open streams).
+    var activeTransfers: Int { loop.activeCount.load(ordering: .relaxed) }
+
     /// Sends a request and returns the whole response. Task cancellation aborts the transfer and throws
     /// `CancellationError`.
     func send(_ request: HTTPRequest) async throws -> HTTPResponse {

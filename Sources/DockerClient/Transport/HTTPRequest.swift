@@ -6,17 +6,20 @@ struct HTTPRequest: Sendable {
     var path: String
     var body: RequestBody?
     var contentType: String?
+    /// Extra header lines, `Name: value`.
+    var headers: [String] = []
     /// Whole-transfer timeout; `nil` means none (streams such as `/events`, `/wait` and logs with `follow`).
     var timeout: Duration?
 
     init(
         _ method: String, _ path: String, body: RequestBody? = nil, contentType: String? = nil,
-        timeout: Duration? = nil
+        headers: [String] = [], timeout: Duration? = nil
     ) {
         self.method = method
         self.path = path
         self.body = body
         self.contentType = contentType
+        self.headers = headers
         self.timeout = timeout
     }
 

@@ -101,17 +101,26 @@ public final class ProcessBackend: WorkerBackend {
     /// Drains the child's output into the log (so it never blocks on a full pipe) until it exits or a stop
     /// is requested.
     private static func supervise(_ child: RunningChild, stop: AsyncStream<Void>, user: UserID, logger: Logger) async {
+        // Waiting for the exit cannot be cancelled (the child is only killed after this returns), so it
+        // runs unstructured and just signals; the drains are cancellable NIO streams.
+        let (ended, signal) = AsyncStream<Void>.makeStream()
+        let exitWatcher = Task {
+            _ = await child.exitStatus()
+            signal.yield()
+        }
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { _ = await child.exitStatus() }
-            group.addTask { for await _ in stop { return } }
+            group.addTask {
+                for await _ in stop { break }
+                signal.yield()
+            }
             group.addTask { await drain(child.output, user: user, stream: "stdout", logger: logger) }
             if let errors = child.errors {
                 group.addTask { await drain(errors, user: user, stream: "stderr", logger: logger) }
             }
-            // The first of "exited" or "stop requested" ends supervision (drains end with EOF or cancel).
-            _ = await group.next()
+            for await _ in ended { break }
             group.cancelAll()
         }
+        _ = exitWatcher  // finishes by itself once the child is reaped
     }
 
     private static func drain(_ stream: NIOAsyncChannelInboundStream<ByteBuffer>, user: UserID, stream name: String, logger: Logger) async {
