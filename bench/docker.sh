@@ -35,4 +35,4 @@ timeout 1800 unshare -n bash -c '
     scripts/base-image.sh import
     "$BENCH" --python "$PYTHON" --py-script bench/docker_py_bench.py "$@"
 ' bench "$@"
-rm -rf "$state"
+rm -rf "$state"  # after stop: dockerd.sh unmounted what dockerd left there

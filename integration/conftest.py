@@ -11,11 +11,11 @@ Every test must run in a network namespace that has only loopback:
 """
 from __future__ import annotations
 
-import array
 import fcntl
 import os
 import socket
 import struct
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -23,6 +23,11 @@ import pytest
 
 import harness
 from harness import IMPL, RelayProcess
+
+# Our own temp root: other agents' pytest runs share /tmp/pytest-of-<user> and rotate (delete) old
+# run directories there, which must never race with ours. Read lazily by pytest's tmp_path factory.
+os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", os.path.join(tempfile.gettempdir(), "relay-integration"))
+os.makedirs(os.environ["PYTEST_DEBUG_TEMPROOT"], exist_ok=True)
 
 SIOCGIFFLAGS = 0x8913
 IFF_UP = 0x1

@@ -394,6 +394,22 @@ def pid_state(pid: int) -> Optional[str]:
         return None
 
 
+def processes_in(folder: Path) -> list[tuple[int, Optional[str]]]:
+    """(pid, state) of every process whose working directory is `folder` or below (agent children)."""
+    root = os.path.realpath(folder)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:  # gone, or a zombie (no cwd any more)
+            continue
+        if cwd == root or cwd.startswith(root + "/"):
+            found.append((int(entry), pid_state(int(entry))))
+    return found
+
+
 def wait_until(cond: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

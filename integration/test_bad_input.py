@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from harness import IMPL, WSClient, texts, xfail_on_reference
+from harness import WSClient, texts, xfail_on_reference
 
 MAX_FRAME = 50 * 1024 * 1024  # 52,428,800 bytes (spec §1.2)
 

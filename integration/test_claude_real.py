@@ -11,7 +11,6 @@ surfaced as quota_warning + error (WORKER_DIFFERENCES 9); session_start / sessio
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from fakes.fake_anthropic import ApiError, FakeAnthropic, Text, ToolUse
-from harness import CLAUDE_QUIET_ENV, IMPL, xfail_on_reference
+from harness import CLAUDE_QUIET_ENV, kill_if_alive, processes_in, wait_until, xfail_on_reference
 
 TURN_TIMEOUT = 60.0  # a real claude turn takes ~1-2 s here; generous for a loaded CI machine
 
@@ -309,3 +308,19 @@ def test_default_metadata_and_tool_case(relay, clients, workdir):
     assert md["cmd"] == BASE_CMD
     assert md["workspace_id"] == start["session_id"]
     uuid.UUID(start["session_id"])  # a random UUID when the client gives none
+
+
+def test_child_stopped_when_client_disconnects(relay, fake_api, clients, workdir):
+    """Closing the socket stops the claude child (and anything it started) and reaps it."""
+    t = tag()
+    prompt = f"Just answer [{t}]"
+    fake_api.script(prompt, Text(f"Answered [{t}]."))
+    c, _ = start_claude(clients, relay, workdir)
+    run_turn(c, prompt)
+    assert processes_in(workdir), "expected a live claude child in the project folder after a turn"
+    c.close()
+    try:
+        assert wait_until(lambda: not processes_in(workdir), timeout=10), processes_in(workdir)
+    finally:
+        for pid, _ in processes_in(workdir):
+            kill_if_alive(pid)

@@ -15,6 +15,11 @@
 # network mode `host`, i.e. the caller's private namespace). The data root persists across runs under
 # $LAB_CACHE so imported images survive; a lock file keeps it to one daemon at a time, and a second daemon
 # falls back to a throw-away data root inside <statedir>.
+#
+# Environment: LAB_CACHE (default /root/.cache/lab), LAB_DOCKERD_DATA / LAB_DOCKERD_TLS_DATA (data roots,
+# default $LAB_CACHE/dockerd-data and $LAB_CACHE/dockerd-data-tls), LAB_DOCKERD_STORAGE (default overlay2;
+# use vfs where the data root is itself on overlayfs), LAB_DOCKERD_WAIT (start-up limit, default 60 s),
+# DOCKERD (binary). The daemon's log is <statedir>/dockerd.log.
 set -euo pipefail
 
 CACHE="${LAB_CACHE:-/root/.cache/lab}"
@@ -23,7 +28,7 @@ WAIT_SECS="${LAB_DOCKERD_WAIT:-60}"
 
 log() { echo "dockerd.sh: $*" >&2; }
 
-# pick_data_root <default root> <statedir>: prints the data root to use and the lock file beside it.
+# pick_data_root <default root> <statedir>: prints the data root to use (its lock file is "<root>.lock").
 pick_data_root() {
     local root="$1" state="$2"
     mkdir -p "$root"
@@ -135,21 +140,39 @@ start_tls() {
     echo "export DOCKER_CERT_PATH=$certs"
 }
 
+# Unmounts everything under the state dir, deepest first: dockerd leaves bind mounts of network namespaces
+# under its exec root (they keep the namespace alive), and a private mount of a data root kept inside the
+# state dir. Runs only once the daemon is gone; nothing outside the state dir is touched.
+unmount_state() {
+    local state="$1" mounts m
+    mounts="$(awk -v prefix="$state/" 'index($5, prefix) == 1 { print $5 }' /proc/self/mountinfo | sort -r)"
+    [[ -n $mounts ]] || return 0
+    while IFS= read -r m; do
+        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "cannot unmount $m"
+    done <<<"$mounts"
+}
+
 stop() {
     local state="${1:?usage: $0 stop <statedir>}"
-    local pidfile="$state/docker.pid"
-    [[ -s $pidfile ]] || { log "no $pidfile; nothing to stop"; return 0; }
-    local pid; pid="$(cat "$pidfile")"
-    if [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" != dockerd ]]; then
-        log "pid $pid is not a running dockerd; nothing to stop"; rm -f "$pidfile"; return 0
+    state="$(cd "$state" 2>/dev/null && pwd || echo "$state")"
+    local pidfile="$state/docker.pid" pid=""
+    [[ -s $pidfile ]] && pid="$(cat "$pidfile")"
+    if [[ -n $pid && "$(cat "/proc/$pid/comm" 2>/dev/null)" == dockerd ]]; then
+        kill -TERM "$pid"
+        local deadline=$((SECONDS + 40))
+        while kill -0 "$pid" 2>/dev/null; do
+            if ((SECONDS >= deadline)); then
+                log "dockerd $pid ignored SIGTERM for 40s; sending SIGKILL"
+                kill -KILL "$pid" || true
+            fi
+            sleep 0.1
+        done
+        log "stopped dockerd $pid"
+    else
+        log "no running dockerd for $state"
     fi
-    kill -TERM "$pid"
-    local deadline=$((SECONDS + 40))
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((SECONDS >= deadline)); then log "dockerd $pid ignored SIGTERM for 40s; sending SIGKILL"; kill -KILL "$pid" || true; fi
-        sleep 0.1
-    done
-    log "stopped dockerd $pid"
+    rm -f "$pidfile"
+    unmount_state "$state"
     # A throw-away data root inside the state dir is removed, unless something is still mounted under it.
     if [[ "$(cat "$state/data-root" 2>/dev/null)" == "$state/data" ]] && ! grep -q " $state/data" /proc/self/mountinfo; then
         rm -rf "$state/data"

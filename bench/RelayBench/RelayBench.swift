@@ -75,6 +75,8 @@ struct RelayBench: AsyncParsableCommand {
         let (release, releaseContinuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let gate = Gate(stream: release)
         return try await withThrowingTaskGroup(of: Void.self) { group in
+            // One at a time: the steady-state cost of an idle session, not the peak of a connect burst.
+            var readyIterator = ready.makeAsyncIterator()
             for _ in 0..<count {
                 group.addTask {
                     _ = try await WebSocketClient.connect(url: url, configuration: .init(), logger: logger) {
@@ -89,11 +91,7 @@ struct RelayBench: AsyncParsableCommand {
                         try await outbound.close(.normalClosure, reason: nil)
                     }
                 }
-            }
-            var n = 0
-            for await _ in ready {
-                n += 1
-                if n == count { break }
+                _ = await readyIterator.next()
             }
             try await Task.sleep(for: .milliseconds(500))
             let after = rss(pid)

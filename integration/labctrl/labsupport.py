@@ -271,9 +271,9 @@ class Dockerd:
     state: Path
     host: str
 
-    def docker(self, *args: str, timeout: float = 120.0, check: bool = True) -> subprocess.CompletedProcess:
+    def docker(self, *args: str, timeout: float = 120.0, check: bool = True, input_text: Optional[str] = None) -> subprocess.CompletedProcess:
         return subprocess.run(["docker", *args], env=dict(os.environ, DOCKER_HOST=self.host), capture_output=True,
-                              text=True, timeout=timeout, check=check)
+                              text=True, timeout=timeout, check=check, input=input_text)
 
     def containers(self, label: str = "lab.managed-by=labctrl") -> list[dict[str, Any]]:
         out = self.docker("ps", "-a", "--filter", f"label={label}", "--format", "{{json .}}").stdout

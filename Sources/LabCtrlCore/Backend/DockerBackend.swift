@@ -85,10 +85,18 @@ public final class DockerBackend: WorkerBackend {
         return handles
     }
 
+    public func refreshSpec() async { await refreshImageID() }
+
     private func refreshImageID() async {
         do {
             let image = try await docker.inspectImage(layout.image)
-            imageID.withLock { $0 = image.id }
+            let previous = imageID.withLock { old in
+                defer { old = image.id }
+                return old
+            }
+            if !previous.isEmpty, previous != image.id {
+                logger.info("worker image changed; running workers will be recreated when idle", metadata: ["image": "\(layout.image)"])
+            }
         } catch {
             logger.error("worker image not found; containers cannot start until it exists", metadata: ["image": "\(layout.image)", "error": "\(error)"])
         }
@@ -160,9 +168,11 @@ public final class DockerBackend: WorkerBackend {
         _ = stopping.withLock { $0.insert(handle.id) }
         defer { _ = stopping.withLock { $0.remove(handle.id) } }
         do {
+            logger.debug("stopping container", metadata: ["user": "\(handle.user)", "id": "\(handle.id)", "reason": "\(reason.rawValue)"])
             if reason != .dead {
                 try await docker.stopContainer(handle.id, timeout: layout.stopTimeout)
             }
+            logger.debug("removing container", metadata: ["user": "\(handle.user)", "id": "\(handle.id)"])
             try await docker.removeContainer(handle.id, force: true)
         } catch let error as DockerError where error.isNotFound {
             // already gone

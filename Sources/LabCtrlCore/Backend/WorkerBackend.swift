@@ -87,6 +87,13 @@ public protocol WorkerBackend: Sendable {
     func isHealthy() async -> Bool
     /// Controller shutdown: subprocesses are ended, containers are left running for adoption.
     func shutdown() async
+    /// Re-reads what the spec hash depends on outside the configuration (the image id), so a rebuilt
+    /// image makes running workers outdated. Called before each reaper pass.
+    func refreshSpec() async
+}
+
+extension WorkerBackend {
+    public func refreshSpec() async {}
 }
 
 /// A backend error worth showing to the user in an `error` event.

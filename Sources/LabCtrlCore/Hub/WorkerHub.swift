@@ -178,6 +178,7 @@ public actor WorkerHub {
     /// Stops the user's worker (the workspace stays). Open connections get `lab.stopped` and a close.
     public func stop(_ user: UserID, reason: StopReason) async {
         guard let entry = entries[user] else { return }
+        logger.debug("stop requested", metadata: ["user": "\(user)", "reason": "\(reason.rawValue)", "phase": "\(entry.phase)"])
         switch entry.phase {
         case .starting(let task, _):
             _ = try? await task.value
@@ -263,6 +264,7 @@ public actor WorkerHub {
 
     /// One reaper pass: warnings, cancellations, reaps and replacement of outdated idle workers.
     public func reapPass() async {
+        await backend.refreshSpec()
         let now = clock.now
         var toStop: [(UserID, StopReason)] = []
         for (user, entry) in entries {
