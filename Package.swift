@@ -67,6 +67,11 @@ let package = Package(
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            // The web console ships inside the binary: no build step, no files to deploy.
+            resources: [
+                .embedInCode("Console/index.html"), .embedInCode("Console/console.js"),
+                .embedInCode("Console/console.css"),
             ]
         ),
         .executableTarget(name: "LabCtrl", dependencies: ["LabCtrlCore", argParser, logging]),

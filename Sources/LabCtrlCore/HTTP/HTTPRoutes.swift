@@ -37,16 +37,16 @@ enum HTTPRoutes {
             }
         }
 
-        router.get("/") { request, _ -> Response in
+        // The web console (index, script, style), compiled into the binary.
+        router.addConsoleRoutes()
+
+        // Who am I: lets the console check a token before it opens a WebSocket.
+        router.get("/v1/me") { request, _ -> Response in
             let token = CredentialExtraction.token(headers: request.headers, uri: request.uri)
-            guard case .success(let user) = await auth.authenticate(token), let token else {
-                return text(.ok, "labctrl: open the URL printed at start-up, or connect a relay client to /ws with a token\n")
+            guard case .success(let user) = await auth.authenticate(token) else {
+                return text(.unauthorized, "unauthorized\n", extra: [.wwwAuthenticate: "Bearer"])
             }
-            var headers: HTTPFields = [:]
-            if request.uri.queryParameters["token"] != nil {
-                headers[.setCookie] = "lab_token=\(token); Path=/; HttpOnly; SameSite=Strict"
-            }
-            return text(.ok, "labctrl: signed in as \(user); connect a relay client to /ws\n", extra: headers)
+            return json(.ok, ["user": .string("\(user)")])
         }
 
         // ---- admin API ----------------------------------------------------------------------
