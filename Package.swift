@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // ---- shared pieces -------------------------------------------------------------
@@ -45,6 +46,8 @@ let package = Package(
             dependencies: [
                 "RelayProtocol", "ChildProcess", hb, hbWS, nioCore, nioPosix, logging, lifecycle,
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                // Cortex (HTTP + SSE) and the OAuth refreshes of the auth helpers.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         .executableTarget(name: "RelayWorker", dependencies: ["RelayWorkerCore", argParser, logging]),

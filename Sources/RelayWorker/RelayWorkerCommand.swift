@@ -18,6 +18,19 @@ struct ServerOptions: ParsableArguments {
     @Flag(help: "Allow clients to trigger `claude install`.") var allowClaudeUpdate = false
     @Option(help: "Serve another CLI in a PTY: NAME=EXECUTABLE (repeatable).") var ptyTool: [String] = []
     @Option(help: "Disconnect a client whose pending send makes no progress for this many seconds.") var sendTimeout = 30
+    @Option(help: "codex: seconds to wait for any app-server answer (initialize, turn/start, turn/interrupt…).")
+    var codexRpcTimeout = 60
+    @Flag(help: "codex: allow clients to pass a thread `config`/`modelProvider` and to send `raw_request`.")
+    var allowCodexConfig = false
+    @Flag(help: "codex: allow clients to ask for the danger-full-access sandbox.") var allowCodexFullAccess = false
+    @Option(help: "cortex: https host pattern an account_url may name (repeatable; replaces *.snowflakecomputing.com).")
+    var cortexAllowedHost: [String] = []
+    @Option(help: "cortex: exact origin scheme://host:port also allowed, http included (repeatable; test servers).")
+    var cortexAllowedOrigin: [String] = []
+    @Option(help: "cortex: worker env variable a token_env may name (repeatable; replaces SNOWFLAKE_PAT).")
+    var cortexTokenEnv: [String] = []
+    @Option(help: "Claude OAuth refresh endpoint (auth helper).") var claudeOauthTokenUrl: String?
+    @Option(help: "Gemini OAuth refresh endpoint (auth helper).") var geminiOauthTokenUrl: String?
 
     func run(defaultPort: Int) async throws {
         let level: Logger.Level
@@ -46,6 +59,19 @@ struct ServerOptions: ParsableArguments {
         options.allowMCPConfig = allowMcpConfig
         options.allowClaudeUpdate = allowClaudeUpdate
         options.sendTimeout = .seconds(max(1, sendTimeout))
+        options.codexRPCTimeout = .seconds(max(1, codexRpcTimeout))
+        options.allowCodexConfig = allowCodexConfig
+        options.allowCodexFullAccess = allowCodexFullAccess
+        if !cortexAllowedHost.isEmpty { options.cortexAllowedHosts = cortexAllowedHost }
+        for origin in cortexAllowedOrigin {
+            guard let normalized = CortexEndpointPolicy.normalizedOrigin(origin) else {
+                throw ValidationError("--cortex-allowed-origin takes scheme://host[:port], got '\(origin)'")
+            }
+            options.cortexAllowedOrigins.append(normalized)
+        }
+        if !cortexTokenEnv.isEmpty { options.cortexTokenEnvs = Set(cortexTokenEnv) }
+        if let claudeOauthTokenUrl { options.claudeOAuthTokenURL = claudeOauthTokenUrl }
+        if let geminiOauthTokenUrl { options.geminiOAuthTokenURL = geminiOauthTokenUrl }
         for entry in ptyTool {
             let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {

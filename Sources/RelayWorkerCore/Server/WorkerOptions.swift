@@ -22,6 +22,31 @@ public struct WorkerOptions: Sendable {
     /// The environment children start from (the worker's own, by default).
     public var baseEnvironment: [String: String]
 
+    // ---- codex (spec §4.3; the reference has no RPC timeouts, §11.14) ----
+    /// Bound on every app-server request (initialize, thread/start, turn/start, turn/interrupt…).
+    public var codexRPCTimeout: Duration = .seconds(60)
+    /// Lets clients pass a free-form `config`/`modelProvider` at thread start and send `raw_request`
+    /// (both can point codex at another model endpoint with the worker's key, §11.7).
+    public var allowCodexConfig = false
+    /// Lets clients ask for the `danger-full-access` sandbox (thread `sandbox` or turn `sandboxPolicy`).
+    public var allowCodexFullAccess = false
+
+    // ---- gemini (spec §4.4: the reference's timeouts) ----
+    public var geminiRPCTimeout: Duration = .seconds(60)
+    public var geminiPromptTimeout: Duration = .seconds(300)
+
+    // ---- cortex (spec §4.5, §11.6): where a client may send a Snowflake token ----
+    /// https hosts a handshake `account_url` may name (`*` matches one or more leading labels).
+    public var cortexAllowedHosts: [String] = ["*.snowflakecomputing.com"]
+    /// Exact origins (`scheme://host:port`) allowed in addition, http included (test servers).
+    public var cortexAllowedOrigins: [String] = []
+    /// Worker environment variables a handshake `token_env` may name.
+    public var cortexTokenEnvs: Set<String> = ["SNOWFLAKE_PAT"]
+
+    // ---- auth helpers (spec §7): refresh endpoints, configurable so tests stay on loopback ----
+    public var claudeOAuthTokenURL = "https://platform.claude.com/v1/oauth/token"
+    public var geminiOAuthTokenURL = "https://oauth2.googleapis.com/token"
+
     public init(baseEnvironment: [String: String]) {
         self.baseEnvironment = baseEnvironment
     }
