@@ -219,18 +219,35 @@ def test_env_value_not_scalar(relay, tmp_path):
 
 
 def test_oversize_first_frame(relay):
-    big = '{"tool": "generic", "pad": "' + "x" * (MAX_FRAME + 1) + '"}'
+    """A frame whose header announces more than 50 MiB is refused from the header (close 1009) before
+    the payload is read. Raw socket: a library client would still be busy writing the payload and
+    report 1006 for a close it could not read."""
+    import base64
+    import socket
+    import struct
 
-    c = relay.connect()
-    try:
-        try:
-            c.send_text(big)
-        except Exception:
-            pass  # the server may close before the whole frame is written
-        events = c.wait_closed(30)
-    finally:
-        c.close()
-    assert_refused_for_size(events, c)
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=10) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(
+            f"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        response = b""
+        while b"\r\n\r\n" not in response:
+            chunk = sock.recv(4096)
+            assert chunk, "server closed during the upgrade"
+            response += chunk
+        assert response.startswith(b"HTTP/1.1 101"), response
+        # FIN + text, masked, 64-bit length = cap + 1, then a little of the payload.
+        sock.sendall(bytes([0x81, 0xFF]) + struct.pack(">Q", MAX_FRAME + 1) + b"\0\0\0\0" + b"x" * 1024)
+        data = b""
+        while len(data) < 4:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    assert len(data) >= 4 and data[0] == 0x88, f"expected a close frame, got {data[:16]!r}"
+    assert struct.unpack(">H", data[2:4])[0] == 1009
 
 
 def assert_refused_for_size(events, c) -> None:

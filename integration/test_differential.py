@@ -40,6 +40,8 @@ HANDSHAKE_SESSION_ID = "diff-1"
 #     `control_response` answering set_model and the set_model stdin line are ignored.
 #  F. (difference 9) the snake_case API error of Claude 2.1.x: the reference reports it as a
 #     normal `assistant_message` + `response`; relay-worker as `quota_warning` + `error` (same raw).
+#  G. PTY exit code: the reference sometimes reports 255 (its asyncio child watcher loses the race
+#     for the exit status); relay-worker must report the tool's real exit code.
 # ---------------------------------------------------------------------------------------------
 
 PROMPTS = {
@@ -395,5 +397,9 @@ def test_pty_differential(relays, tmp_path_factory):
         folder = Path(os.path.realpath(tmp_path_factory.mktemp(f"pty-{impl}")))
         relay = relays.start(impl, claude="fake")
         results[impl] = pty_script(relay, folder)
-    assert results["reference"]["exit_code"] == 4  # guards the test itself
-    assert results["worker"] == results["reference"]
+    ref, wrk = results["reference"], results["worker"]
+    # G: the reference's asyncio child watcher sometimes loses the race for the exit status and
+    # reports 255 ("unknown child process"); the exit code the tool chose (4) is what must arrive.
+    assert ref.pop("exit_code") in (4, 255)
+    assert wrk.pop("exit_code") == 4
+    assert wrk == ref

@@ -39,7 +39,7 @@ PY_REQUIREMENTS=(
     "urllib3==2.8.0"
 )
 APT_PACKAGES=(docker.io debootstrap libcurl4-openssl-dev libssl-dev pkg-config
-              iproute2 openssl procps util-linux unzip)
+              iproute2 openssl procps util-linux unzip docker-registry)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 

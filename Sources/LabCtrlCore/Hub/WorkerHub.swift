@@ -107,6 +107,7 @@ public actor WorkerHub {
                     return handle
                 case .stopping(let task):
                     await task.value
+                    await Task.yield()
                     continue
                 }
             }
@@ -178,7 +179,7 @@ public actor WorkerHub {
     /// Stops the user's worker (the workspace stays). Open connections get `lab.stopped` and a close.
     public func stop(_ user: UserID, reason: StopReason) async {
         guard let entry = entries[user] else { return }
-        logger.debug("stop requested", metadata: ["user": "\(user)", "reason": "\(reason.rawValue)", "phase": "\(entry.phase)"])
+        logger.debug("stop requested", metadata: ["user": "\(user)", "reason": "\(reason.rawValue)"])
         switch entry.phase {
         case .starting(let task, _):
             _ = try? await task.value
@@ -187,21 +188,35 @@ public actor WorkerHub {
             await task.value
         case .running:
             let handle = entry.handle!
-            let backend = self.backend
-            let task = Task { await backend.stop(handle, reason: reason) }
-            entries[user]?.phase = .stopping(task)
-            updateGauges()
+            let task = beginStop(user, handle: handle, reason: reason)
             let (text, closeReason) = Self.stopWording(reason)
             await terminateAll(
                 Array(entry.connections.values),
                 event: { LabEvents.status("lab.stopped", text, sessionID: $0.sessionID, metadata: ["reason": .string(reason.rawValue)]) },
                 code: .goingAway, reason: closeReason)
             await task.value
-            if case .stopping = entries[user]?.phase, entries[user]?.handle?.id == handle.id { entries[user] = nil }
-            metrics.stopped(reason)
-            updateGauges()
-            logger.info("worker stopped", metadata: ["user": "\(user)", "id": "\(handle.id)", "reason": "\(reason.rawValue)"])
         }
+    }
+
+    /// Marks the worker as stopping and stops it in a task that also forgets the entry, on this actor,
+    /// *before* it completes — so whoever awaits the task never sees a finished stop still listed (a
+    /// waiter that looped on the stale entry would spin without ever yielding the actor).
+    private func beginStop(_ user: UserID, handle: WorkerHandle, reason: StopReason) -> Task<Void, Never> {
+        let backend = self.backend
+        let task = Task {
+            await backend.stop(handle, reason: reason)
+            self.stopFinished(user, handle: handle, reason: reason)
+        }
+        entries[user]?.phase = .stopping(task)
+        updateGauges()
+        return task
+    }
+
+    private func stopFinished(_ user: UserID, handle: WorkerHandle, reason: StopReason) {
+        if case .stopping = entries[user]?.phase, entries[user]?.handle?.id == handle.id { entries[user] = nil }
+        metrics.stopped(reason)
+        updateGauges()
+        logger.info("worker stopped", metadata: ["user": "\(user)", "id": "\(handle.id)", "reason": "\(reason.rawValue)"])
     }
 
     static func stopWording(_ reason: StopReason) -> (text: String, close: String) {
@@ -226,18 +241,11 @@ public actor WorkerHub {
         metrics.workerDied(oom: death.oomKilled)
         logger.warning("worker died", metadata: ["user": "\(death.user)", "id": "\(death.id)", "reason": "\(death.reason)"])
         guard case .running = entry.phase else { return }  // a starting worker: its probe fails and cleans up
-        let handle = entry.handle!
-        let backend = self.backend
-        let task = Task { await backend.stop(handle, reason: .dead) }
-        entries[death.user]?.phase = .stopping(task)
-        updateGauges()
+        let task = beginStop(death.user, handle: entry.handle!, reason: .dead)
         await terminateAll(
             Array(entry.connections.values), event: { Self.deathEvent(death, sessionID: $0.sessionID) }, code: .unexpectedServerError,
             reason: "worker stopped")
         await task.value
-        if case .stopping = entries[death.user]?.phase, entries[death.user]?.handle?.id == handle.id { entries[death.user] = nil }
-        metrics.stopped(.dead)
-        updateGauges()
     }
 
     static func deathEvent(_ death: WorkerDeath, sessionID: String) -> RelayEvent {

@@ -48,6 +48,7 @@ public struct AdapterRegistry: Sendable {
     public init(options: WorkerOptions) {
         let claude = ClaudeAdapter(flavor: .claude)
         adapters = ["claude": claude, "claude-code": claude, "kimi": ClaudeAdapter(flavor: .kimi)]
+        adapters["codex"] = CodexAdapter()
         adapters["generic"] = PTYAdapter(executable: "generic")
         for (name, path) in options.ptyTools { adapters[name.lowercased()] = PTYAdapter(executable: path) }
     }

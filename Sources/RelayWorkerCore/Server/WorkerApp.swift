@@ -27,9 +27,9 @@ public func buildWorkerApplication(
             webSocketRouter: wsRouter,
             configuration: .init(
                 ws: .init(
-                    // Frames up to the message cap plus headroom: the cap itself is enforced per
-                    // message by `MessageReader`, which can still answer with an error event.
-                    maxFrameSize: options.maxMessageBytes + 1024 * 1024,
+                    // A single frame over the cap is refused from its header (close 1009) before
+                    // it is read; `MessageReader` enforces the same cap on fragmented messages.
+                    maxFrameSize: options.maxMessageBytes,
                     autoPing: .enabled(timePeriod: .seconds(20)),
                     closeTimeout: .seconds(10)
                 )

@@ -74,10 +74,19 @@ actor ClaudeRuntime: AgentRuntime {
         } catch let error as SpawnError {
             await sink.error(
                 error.isNotFound ? "Command not found: claude. Is it installed and on PATH?" : error.description)
+            await failWaiters()
         } catch {
             await sink.error("Relay error: \(error)")
+            await failWaiters()
         }
         await detach()
+    }
+
+    /// No child could be started: the prompts waiting for one are dropped (the error was sent).
+    private func failWaiters() {
+        spawning = false
+        for waiter in readyWaiters { waiter.resume(returning: nil) }
+        readyWaiters.removeAll()
     }
 
     private func attach(_ child: RunningChild) {
@@ -88,11 +97,11 @@ actor ClaudeRuntime: AgentRuntime {
         readyWaiters.removeAll()
     }
 
+    /// The child ended. Prompts already waiting asked for the *next* child (after a retirement), and
+    /// the run loop starts it from their pending spawn request; only cancellation fails them.
     private func detach() {
         child = nil
-        spawning = false
-        for waiter in readyWaiters { waiter.resume(returning: nil) }
-        readyWaiters.removeAll()
+        if Task.isCancelled { failWaiters() }
         pendingPermissions.removeAll()
         if turnOpen, !retiring, !Task.isCancelled {
             turnOpen = false

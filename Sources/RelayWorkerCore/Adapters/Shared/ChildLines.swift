@@ -1,0 +1,47 @@
+import ChildProcess
+import NIOCore
+import RelayProtocol
+
+/// Line-oriented reading of a structured child (codex app-server, gemini ACP): one JSON message per
+/// line on stdout, free text on stderr. Each line is handled before the next chunk is read, so a slow
+/// client slows the child down instead of filling memory.
+enum ChildLines {
+    /// Calls `body` for every stdout line until EOF (or cancellation). A line over the cap is skipped
+    /// and reported through `overflow`.
+    static func forEachLine(
+        of child: RunningChild, overflow: (Int) async -> Void, _ body: ([UInt8]) async -> Void
+    ) async {
+        var lines = LineSplitter()
+        do {
+            for try await chunk in child.output {
+                for line in lines.push(chunk) { await body(line) }
+                if lines.takeOverflow() { await overflow(lines.maxLineBytes) }
+                if Task.isCancelled { return }
+            }
+        } catch {}
+        if let tail = lines.finish() { await body(tail) }
+    }
+
+    /// Forwards stderr as `stderr` events: right-trimmed, blank lines skipped (spec §4.3.5, §4.4.4).
+    static func pumpStderr(of child: RunningChild, to sink: EventSink) async {
+        guard let errors = child.errors else { return }
+        var lines = LineSplitter()
+        func emit(_ line: [UInt8]) async {
+            var text = Substring(String(decoding: line, as: UTF8.self))
+            while let last = text.unicodeScalars.last, last.properties.isWhitespace { text = text.dropLast() }
+            if !text.isEmpty { await sink.send(RelayEvent("stderr", text: String(text))) }
+        }
+        do {
+            for try await chunk in errors {
+                for line in lines.push(chunk) { await emit(line) }
+            }
+        } catch {}
+        if let tail = lines.finish() { await emit(tail) }
+    }
+
+    /// The line as a JSON object, or nil (blank, not JSON, or JSON that is not an object).
+    static func object(_ line: [UInt8]) -> JSON? {
+        guard let value = try? JSON.parse(line), case .object = value else { return nil }
+        return value
+    }
+}
