@@ -108,6 +108,7 @@ def streamed(c, after: int = 0) -> str:
 # ---- tests ---------------------------------------------------------------------------------
 
 
+@xfail_on_reference("its configWarning → context_warning → '/compact' turn adds a third ack (spec §3.5)")
 def test_text_turn(relay, fake_api, clients, workdir):
     t = tag()
     prompt = f"Say hello please [{t}]"
@@ -152,6 +153,7 @@ def test_config_warning_is_not_a_context_warning(relay, fake_api, clients, workd
     assert not [r for r in fake_api.response_requests() if r.prompt == "/compact"]
 
 
+@xfail_on_reference("request_id 0 is treated as missing and `behavior` is ignored (spec §4.3.6, §11.21)")
 def test_shell_approval_accepted_with_integer_id_zero(relay, fake_api, clients, workdir):
     t = tag()
     target = workdir / f"made-{t}.txt"
@@ -292,6 +294,7 @@ def test_second_turn_on_the_same_thread(relay, fake_api, clients, workdir):
     assert f"PAPAYA-{t}" in history
 
 
+@xfail_on_reference("the startup configWarning is a context_warning (spec §3.5)")
 def test_api_429_is_an_error(relay, fake_api, clients, workdir):
     t = tag()
     prompt = f"Please hit the rate limit [{t}]"

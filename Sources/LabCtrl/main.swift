@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import LabCtrlCore
 import Logging
@@ -67,6 +68,10 @@ struct LabCtrlCommand: ParsableCommand {
             if let url = controller.startURL(port: port) {
                 // Like Jupyter: the one line an operator needs to connect.
                 print("labctrl: open \(url)")
+                // The web console, signed in by the same token.
+                let console = url.replacingOccurrences(of: "ws://", with: "http://")
+                    .replacingOccurrences(of: "/ws?token=", with: "/?token=")
+                print("labctrl: console \(console)")
             }
             fflush(nil)
         }

@@ -1,4 +1,6 @@
 import Foundation
+import HTTPTypes
+import HummingbirdCore
 import JWTKit
 import Testing
 
@@ -103,11 +105,11 @@ import Testing
     }
 
     @Test func credentialSources() {
-        #expect(CredentialExtraction.bearerToken(["Authorization": "Bearer abc"]) == "abc")
-        #expect(CredentialExtraction.bearerToken(["Authorization": "Basic abc"]) == nil)
-        #expect(CredentialExtraction.token(headers: ["Cookie": "a=1; lab_token=xyz; b=2"], uri: "/ws") == "xyz")
-        #expect(CredentialExtraction.token(headers: [:], uri: "/ws?token=q%2Bv") == "q+v")
-        #expect(CredentialExtraction.token(headers: ["Authorization": "Bearer h"], uri: "/ws?token=q") == "h")
-        #expect(CredentialExtraction.token(headers: [:], uri: "/ws") == nil)
+        #expect(CredentialExtraction.bearerToken([.authorization: "Bearer abc"]) == "abc")
+        #expect(CredentialExtraction.bearerToken([.authorization: "Basic abc"]) == nil)
+        #expect(CredentialExtraction.token(headers: [.cookie: "a=1; lab_token=xyz; b=2"], uri: URI("/ws")) == "xyz")
+        #expect(CredentialExtraction.token(headers: [:], uri: URI("/ws?token=q%2Bv")) == "q+v")
+        #expect(CredentialExtraction.token(headers: [.authorization: "Bearer h"], uri: URI("/ws?token=q")) == "h")
+        #expect(CredentialExtraction.token(headers: [:], uri: URI("/ws")) == nil)
     }
 }

@@ -77,7 +77,7 @@ final class Scratch {
         let o = try #require(try JSON.parse(a.encoded).objectValue)
         #expect(o["folder"] == "/home/labuser/proj" && o["user_id"] == "bob" && o["model"] == "m")
         #expect(o.keys.first == "tool")
-        guard case .success(let d) = inspect("{}", s) else { return Issue.record("refused") }
+        guard case .success(let d) = inspect("{}", s) else { Issue.record("refused"); return }
         #expect(d.tool == "claude" && d.folder == "/home/labuser" && d.sessionID == "")
     }
 
@@ -107,7 +107,7 @@ final class Scratch {
     ])
     func refusals(_ text: String, _ field: String, _ needle: String) throws {
         let s = try Scratch()
-        guard case .failure(let r) = inspect(text, s) else { return Issue.record("accepted \(text)") }
+        guard case .failure(let r) = inspect(text, s) else { Issue.record("accepted \(text)"); return }
         #expect(r.field == field)
         #expect(r.text.contains(needle), "\(r.text)")
     }
@@ -118,7 +118,7 @@ final class Scratch {
         let resolver = FolderResolver(hostHome: "\(s.root)/alice", workerHome: "/home/labuser")
         for ok in [#"{"mcp_config":{"mcpServers":{"x":{}}}}"#, #"{"env":{"PATH":"/x"}}"#, #"{"tool":"cortex","snowflake":{"token":"t"}}"#,
                    #"{"tool":"generic","extra_args":["-anything"]}"#] {
-            guard case .success = open.inspect(Array(ok.utf8), folders: resolver) else { return Issue.record("refused \(ok)") }
+            guard case .success = open.inspect(Array(ok.utf8), folders: resolver) else { Issue.record("refused \(ok)"); return }
         }
     }
 }

@@ -38,7 +38,7 @@ import Testing
         // Past the cap: a stuck turn counts as idle, with a warning for open connections.
         #expect(policy.decide(facts(last: .zero, busy: .seconds(1), conns: 0), now: t0 + .seconds(1001)) == .reap(.stuck))
         let d = policy.decide(facts(last: .zero, busy: .seconds(1)), now: t0 + .seconds(1001))
-        guard case .warn = d else { return Issue.record("expected a warning, got \(d)") }
+        guard case .warn = d else { Issue.record("expected a warning, got \(d)"); return }
     }
 }
 

@@ -49,6 +49,7 @@ public struct AdapterRegistry: Sendable {
         let claude = ClaudeAdapter(flavor: .claude)
         adapters = ["claude": claude, "claude-code": claude, "kimi": ClaudeAdapter(flavor: .kimi)]
         adapters["codex"] = CodexAdapter()
+        adapters["gemini"] = GeminiAdapter()
         adapters["generic"] = PTYAdapter(executable: "generic")
         for (name, path) in options.ptyTools { adapters[name.lowercased()] = PTYAdapter(executable: path) }
     }

@@ -1,0 +1,12 @@
+import RelayProtocol
+
+/// Google Gemini CLI in ACP mode (spec §4.4): `gemini --acp --output-format stream-json`.
+struct GeminiAdapter: Adapter {
+    func baseCommand(_ handshake: Handshake) -> [String] {
+        var argv = ["gemini", "--acp", "--output-format", "stream-json"]
+        if let model = handshake.model, !model.isEmpty { argv += ["--model", model] }
+        return argv + handshake.extraArgs
+    }
+
+    func makeRuntime(_ context: SessionContext) -> any AgentRuntime { GeminiRuntime(context: context) }
+}
