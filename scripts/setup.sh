@@ -37,9 +37,11 @@ PY_REQUIREMENTS=(
     "docker==7.1.0"
     "requests==2.34.2"
     "urllib3==2.8.0"
+    "selenium==4.51.0"            # the console browser test drives Debian's chromium through chromedriver
 )
 APT_PACKAGES=(docker.io debootstrap libcurl4-openssl-dev libssl-dev pkg-config
-              iproute2 openssl procps util-linux unzip docker-registry)
+              iproute2 openssl procps util-linux unzip docker-registry
+              chromium chromium-driver docker-compose)   # console browser test; compose.yaml check (Compose 1.29)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 

@@ -206,6 +206,35 @@ def kill_leftover_workers(marker: str) -> list[int]:
 # ---- shared pieces ----------------------------------------------------------------------------
 
 
+class FakeAnthropicOn(FakeAnthropic):
+    """The fake model API bound to another local address (e.g. a Docker bridge gateway), for workers that
+    cannot reach this namespace's loopback."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__()
+        self.host = host
+
+    def start(self) -> "FakeAnthropicOn":
+        import threading
+        from http.server import ThreadingHTTPServer
+        from fakes import fake_anthropic as fa
+
+        fake = self
+
+        class Handler(fa._Handler):
+            owner = fake
+
+        self._server = ThreadingHTTPServer((self.host, 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-anthropic", daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
 def claude_env(fake_api: FakeAnthropic) -> dict[str, str]:
     return dict(harness.CLAUDE_QUIET_ENV, ANTHROPIC_BASE_URL=fake_api.url)
 
@@ -281,6 +310,9 @@ class Dockerd:
 
     def inspect(self, ref: str) -> dict[str, Any]:
         return json.loads(self.docker("inspect", ref).stdout)[0]
+
+    def inspect_network(self, ref: str) -> dict[str, Any]:
+        return json.loads(self.docker("network", "inspect", ref).stdout)[0]
 
     def remove_managed(self) -> None:
         ids = [c["ID"] for c in self.containers()]

@@ -14,7 +14,7 @@ from websockets.sync.client import connect as ws_connect
 import harness
 from fakes.fake_anthropic import Text
 
-from labsupport import TOKENS, multi_env, single_env, statuses
+from labsupport import TOKENS, FakeAnthropicOn, claude_env, multi_env, single_env, statuses, write_env_file
 
 TURN = 90.0
 
@@ -119,3 +119,28 @@ def test_multi_mode_claude_turn_in_container(labs, lab_dir, tokens_file, fake_ap
     finally:
         lab.stop()
         dockerd.remove_managed()
+
+
+def test_multi_mode_on_a_docker_network(labs, lab_dir, tokens_file, fake_api, dockerd):
+    """The production layout: containers on LAB_NETWORK with no published ports, reached at the address
+    `inspect` reports on that network (the bridge lives inside the test's private namespace)."""
+    created = dockerd.docker("network", "create", "--driver", "bridge", "lab-test-net", check=False)
+    if created.returncode != 0 and "already exists" not in created.stderr:
+        pytest.skip(f"cannot create a bridge network here: {created.stderr.strip()}")
+    env = multi_env(lab_dir, tokens_file, fake_api, dockerd, LAB_NETWORK="lab-test-net", LAB_WORKSPACE_ROOT=str(lab_dir / "ws-net"))
+    # The model API must be reachable from the bridge: it listens on the bridge gateway, not on loopback.
+    gateway = dockerd.inspect_network("lab-test-net")["IPAM"]["Config"][0]["Gateway"]
+    with FakeAnthropicOn(gateway) as bridged:
+        env["LAB_WORKER_ENV_FILE"] = str(write_env_file(lab_dir / "worker-net.env", claude_env(bridged)))
+        lab = labs.start(env, name="multi-net")
+        try:
+            with lab.client("alice") as c:
+                run_turn(c, bridged)
+            info = dockerd.inspect("lab-alice")
+            ip = info["NetworkSettings"]["Networks"]["lab-test-net"]["IPAddress"]
+            assert lab.worker("alice")["address"] == f"{ip}:9000"
+            assert not info["HostConfig"].get("PortBindings") and info["HostConfig"]["NetworkMode"] == "lab-test-net"
+        finally:
+            lab.stop()
+            dockerd.remove_managed()
+            dockerd.docker("network", "rm", "lab-test-net", check=False)

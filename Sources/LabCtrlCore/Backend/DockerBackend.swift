@@ -133,21 +133,21 @@ public final class DockerBackend: WorkerBackend {
         let hostDir = try workspace.ensure(user)
         let port = layout.hostNetwork ? try FreePort.pick() : layout.containerPort
         let spec = layout.spec(user: user, hostWorkspace: hostDir, port: port, specHash: currentSpecHash, createdAt: RelayClock.now())
-        var id: String
-        do {
-            id = try await docker.createContainer(spec, name: user.containerName).id
-        } catch let error as DockerError where error.isConflict {
-            // Another replica (or a leftover) holds the name: adopt it if it runs, else replace it.
-            if let adopted = try? await handle(forContainer: user.containerName, user: user) {
-                logger.info("adopted existing container after name conflict", metadata: ["user": "\(user)", "id": "\(adopted.id)"])
-                var h = adopted
-                h.adopted = true
-                return h
+        var id = ""
+        for attempt in 1...3 {
+            do {
+                id = try await docker.createContainer(spec, name: user.containerName).id
+                break
+            } catch let error as DockerError where error.isConflict && attempt < 3 {
+                // Another replica (or a leftover) holds the name: adopt it once it runs, else replace it.
+                if var adopted = await awaitRunning(user.containerName, user: user) {
+                    logger.info("adopted existing container after name conflict", metadata: ["user": "\(user)", "id": "\(adopted.id)"])
+                    adopted.adopted = true
+                    return adopted
+                }
+            } catch let error as DockerError where error.isNotFound {
+                throw WorkerStartError("the worker image \(layout.image) is not available on the Docker engine")
             }
-            try? await docker.removeContainer(user.containerName, force: true)
-            id = try await docker.createContainer(spec, name: user.containerName).id
-        } catch let error as DockerError where error.isNotFound {
-            throw WorkerStartError("the worker image \(layout.image) is not available on the Docker engine")
         }
         progress(.starting)
         do {
@@ -162,6 +162,22 @@ public final class DockerBackend: WorkerBackend {
             try? await docker.removeContainer(id, force: true)
             throw error
         }
+    }
+
+    /// After a 409 on create: waits (bounded) for the container holding the name to run — another replica
+    /// is starting it — and returns its handle. A container that is stopped, or stays merely "created",
+    /// is a leftover: it is removed and nil is returned so the caller creates its own.
+    func awaitRunning(_ name: String, user: UserID) async -> WorkerHandle? {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        while clock.now < deadline {
+            guard let info = try? await docker.inspectContainer(name) else { return nil }  // gone: create again
+            if info.state.running { return try? await handle(forContainer: info.id, user: user) }
+            if info.state.status != "created" { break }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        try? await docker.removeContainer(name, force: true)
+        return nil
     }
 
     public func stop(_ handle: WorkerHandle, reason: StopReason) async {

@@ -32,6 +32,8 @@ struct DeathWatcherService: Service {
                 try await cancelWhenGracefulShutdown {
                     try await backend.watchDeaths { death in await hub.workerDied(death) }
                 }
+                // The stream ended without an error (engine restarting?): subscribe again, without spinning.
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
             } catch is CancellationError {
                 break
             } catch {

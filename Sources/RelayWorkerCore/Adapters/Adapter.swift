@@ -50,6 +50,7 @@ public struct AdapterRegistry: Sendable {
         adapters = ["claude": claude, "claude-code": claude, "kimi": ClaudeAdapter(flavor: .kimi)]
         adapters["codex"] = CodexAdapter()
         adapters["gemini"] = GeminiAdapter()
+        adapters["cortex"] = CortexAdapter()
         adapters["generic"] = PTYAdapter(executable: "generic")
         for (name, path) in options.ptyTools { adapters[name.lowercased()] = PTYAdapter(executable: path) }
     }

@@ -12,7 +12,7 @@ import RelayProtocol
 /// The WebSocket session outlives the CLI: the reference ends the session when gemini exits (its
 /// README says ACP exits after every prompt). Here the exit is reported as `status`
 /// `agent_exited` (with `exit_code`) and the next prompt starts the CLI again and reloads the same
-/// ACP session. Also unlike the reference: `session/cancel` is a notification (it has no answer in
+/// ACP session (its replay of the conversation is not sent again). Also unlike the reference: `session/cancel` is a notification (it has no answer in
 /// ACP) and pending permission requests are answered `cancelled`; `session/load` sends `cwd` and
 /// `mcpServers`; one prompt at a time (a second one gets an `error`); agent→client requests the
 /// worker does not offer (fs/*, terminal/*) get a JSON-RPC error instead of no answer.
@@ -28,6 +28,8 @@ actor GeminiRuntime: AgentRuntime {
     private var nextID: Int64 = 1
     private var acpSessionID: String?
     private var firstSetup = true
+    /// A restart's `session/load` replays the conversation the client has already seen: drop it.
+    private var dropReplay = false
     private var modelOverride: String?
     private var startError: String?
     private var liveWaiters: [CheckedContinuation<Bool, Never>] = []
@@ -184,9 +186,12 @@ actor GeminiRuntime: AgentRuntime {
                 ],
             ])
         let canLoad = initialize["result"]?["agentCapabilities"]?["loadSession"]?.boolValue != false
-        let saved = firstSetup ? Self.readSavedSession(context.folder) : acpSessionID
+        let restart = !firstSetup
+        let saved = restart ? acpSessionID : Self.readSavedSession(context.folder)
         firstSetup = false
         if canLoad, let saved {
+            dropReplay = restart
+            defer { dropReplay = false }
             do {
                 let response = try await call(
                     "session/load", ["sessionId": .string(saved), "cwd": .string(context.folder), "mcpServers": []])
@@ -282,6 +287,7 @@ actor GeminiRuntime: AgentRuntime {
             let params = message["params"] ?? .object(JSONObject())
             switch method {
             case "session/update":
+                if dropReplay { return }
                 let update = params["update"] ?? params
                 for event in GeminiEventMapper.events(forUpdate: update) { await sink.send(event) }
             case "session/request_permission":
@@ -374,10 +380,9 @@ actor GeminiRuntime: AgentRuntime {
         // ACP: after session/cancel the client answers its pending permission requests `cancelled`.
         let pending = permissions
         permissions.removeAll()
-        for (key, request) in pending.sorted(by: { $0.key < $1.key }) {
+        for request in pending.sorted(by: { $0.key < $1.key }).map(\.value) {
             await write(["jsonrpc": "2.0", "id": request.id, "result": GeminiPermission.cancelled])
             await sink.send(RelayEvent("permission_cancelled", requestID: request.id))
-            _ = key
         }
     }
 
