@@ -32,6 +32,7 @@ Behaviour (chosen by words in the prompt text):
   * "slow"   → one chunk, then waits (≤ 5 s) for session/cancel → stopReason cancelled; else end_turn
   * "fs"     → asks the client `fs/read_text_file` and reports whether it got an answer (≤ 3 s)
   * "stderr" → one stderr line, then a normal answer
+  * "tools"  → tool_call (kind execute, rawInput) + tool_call_update in_progress / completed + "tools done"
   * "model?" → "Model: <model>"
   * "history?" → the texts of earlier user prompts in this ACP session
   * otherwise → a thought chunk + "Echo: <text>"
@@ -223,6 +224,14 @@ class Agent:
         elif "fs" in text.split():
             answer = self.request("fs/read_text_file", {"sessionId": sid, "path": "README.md"}, 3)
             self.say(sid, "fs answer: " + ("error" if answer and "error" in answer else "none" if answer is None else "ok"))
+        elif "tools" in text:
+            call = {"toolCallId": "shell-1", "title": "Shell ls", "kind": "execute", "status": "pending",
+                    "rawInput": {"command": "ls"}}
+            self.update(sid, dict({"sessionUpdate": "tool_call"}, **call))
+            self.update(sid, {"sessionUpdate": "tool_call_update", "toolCallId": "shell-1", "status": "in_progress"})
+            self.update(sid, {"sessionUpdate": "tool_call_update", "toolCallId": "shell-1", "status": "completed",
+                              "content": [{"type": "content", "content": {"type": "text", "text": "a.py b.py"}}]})
+            self.say(sid, "tools done")
         elif "model?" in text:
             self.say(sid, f"Model: {self.model}")
         elif "history?" in text:

@@ -1,7 +1,7 @@
 """Issue 6, "must show" 2: the web console in headless Chromium (Debian's chromium + chromium-driver, driven by
 selenium) against single mode: sign in with the printed console URL or a pasted token, pick tool and folder,
 send a prompt that makes the real claude ask for a Write, click Allow, see the tool result, the response and
-the file on disk; the idle warning with "Keep it running", then the reap. Screenshots go to artifacts/.
+the file on disk; deny and interrupt; the idle warning with "Keep it running", then the reap. Screenshots go to artifacts/.
 
 Chromium runs with loopback only (the suite runs under `unshare -n`), as root with --no-sandbox, a fresh
 profile, and background networking / component updates switched off.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import urllib.request
 import uuid
 from pathlib import Path
@@ -152,6 +153,11 @@ def start_session(driver: webdriver.Chrome, tool: str, folder: str) -> None:
     wait(driver, lambda d: d.find_element(By.ID, "conn").text.startswith(f"{tool} · "), TURN, "session_start")
 
 
+def send_prompt(driver: webdriver.Chrome, text: str) -> None:
+    driver.find_element(By.ID, "prompt").send_keys(text)
+    driver.find_element(By.ID, "send").click()
+
+
 # ---- tests -------------------------------------------------------------------------------------------
 
 
@@ -180,16 +186,14 @@ def test_console_claude_turn_with_permission(browser, shot, labs, lab_dir, fake_
     assert browser.find_element(By.ID, "conn").text == f"claude · {os.path.realpath(project)}"
     assert browser.execute_script("return document.getElementById('progress').textContent") != "connecting…"
 
-    box = browser.find_element(By.ID, "prompt")
-    box.send_keys(prompt)
-    browser.find_element(By.ID, "send").click()
+    send_prompt(browser, prompt)
     wait(browser, lambda d: visible(d, "#stream li.permission button.allow"), TURN, "the permission request")
     perm = browser.find_element(By.CSS_SELECTOR, "#stream li.permission")
     assert "Write" in perm.text and str(target) in perm.text
     assert not target.exists(), "the tool ran before permission was given"
     assert any(prompt in s for s in items(browser, "user"))
     assert any("I will write the file." in s for s in items(browser, "assistant"))
-    assert any("Write" in s and str(target) in s for s in items(browser, "tool_call"))
+    assert any("WRITE" in s.upper() and str(target) in s for s in items(browser, "tool_call"))
 
     perm.find_element(By.CSS_SELECTOR, "button.allow").click()
     wait(browser, lambda d: any(f"Created hello-{t}.txt" in s for s in items(d, "response")), TURN, "the response")
@@ -203,6 +207,34 @@ def test_console_claude_turn_with_permission(browser, shot, labs, lab_dir, fake_
     assert items(browser, "error") == []
     shot("console")
     assert severe_console_messages(browser) == []
+
+    # Deny: the tool does not run, claude is told so, and the turn ends with its answer.
+    denied = project / f"denied-{t}.txt"
+    prompt2 = f"Now write a forbidden file [{t}]"
+    fake_api.script(prompt2, [ToolUse("Write", {"file_path": str(denied), "content": "no\n"}),
+                              Text(f"Fine, not writing it [{t}].")])
+    send_prompt(browser, prompt2)
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#stream li.permission button.deny:not([disabled])")) == 1,
+         TURN, "the second permission request")
+    browser.find_element(By.CSS_SELECTOR, "#stream li.permission button.deny:not([disabled])").click()
+    wait(browser, lambda d: any(f"Fine, not writing it [{t}]." in s for s in items(d, "response")), TURN, "the answer after deny")
+    assert any("Denied by the user" in s for s in items(browser, "tool_result")), items(browser, "tool_result")
+    assert not denied.exists()
+
+    # Interrupt while the model is still "typing": the turn ends with an error item, the session goes on.
+    hold = threading.Event()
+    prompt3 = f"Tell a long story [{t}]"
+    fake_api.script(prompt3, Text(f"Once upon a time [{t}] ...", chunks=4, hold=hold, hold_timeout=40))
+    try:
+        send_prompt(browser, prompt3)
+        fake_api.wait_for_request(lambda r: r.prompt is not None and prompt3 in r.prompt, TURN)
+        browser.find_element(By.ID, "interrupt").click()
+        wait(browser, lambda d: any("was interrupted" in s for s in items(d, "notice")), TURN, "the interrupted turn")
+    finally:
+        hold.set()
+    assert browser.find_element(By.ID, "conn").text.startswith("claude · ")
+    assert items(browser, "error") == []
+    shot("console-deny-interrupt")
 
     # Sign out, then sign in by pasting a token: a wrong one is refused with a message, the right one works.
     token = url.split("token=", 1)[1]
@@ -221,6 +253,8 @@ def test_console_claude_turn_with_permission(browser, shot, labs, lab_dir, fake_
     # Reloading keeps the session's sign-in (sessionStorage), without the token in the URL.
     browser.refresh()
     wait(browser, lambda d: visible(d, "#setup"), 10, "the session form after a reload")
+    # The only thing the browser logged since: the refused token's 401.
+    assert all("/v1/me" in m and "401" in m for m in severe_console_messages(browser))
     lab.stop()
 
 

@@ -180,9 +180,12 @@ def compose_project(tmp_path: Path, engine: Engine, images: ShipImages | None = 
     """A project folder with an env file made from env.example (as the README says), plus the overrides
     a test needs: its own socket, workspace root, port and network."""
     project_dir = tmp_path / "compose"
-    project_dir.mkdir()
+    (project_dir / "config").mkdir(parents=True)
+    # Files named in the env file live in ./config, mounted at /etc/lab (see compose.yaml).
+    (project_dir / "config" / "worker.env").write_text("SHIP_MARKER=from-config\n")
     example = (REPO / "env.example").read_text()
-    (project_dir / "lab.env").write_text(example + f"\nLAB_JWT_SECRET={JWT_SECRET}\nLAB_ADMIN_TOKEN={ADMIN}\n")
+    (project_dir / "lab.env").write_text(example + f"\nLAB_JWT_SECRET={JWT_SECRET}\nLAB_ADMIN_TOKEN={ADMIN}\n"
+                                         "LAB_WORKER_ENV_FILE=/etc/lab/worker.env\n")
     ws = tmp_path / "workspaces"
     ws.mkdir()
     env = {
@@ -205,7 +208,8 @@ def test_compose_file_is_valid(engine: Engine, tmp_path: Path):
     assert "lab.env" not in r.stderr and "WARNING" not in r.stderr, r.stderr
     for needle in ("target: controller", "target: worker", f"name: {env['LAB_NETWORK']}", "LAB_MODE: multi",
                    f"LAB_NETWORK: {env['LAB_NETWORK']}", f"{env['LAB_DOCKER_SOCKET']}:/var/run/docker.sock",
-                   f"{env['LAB_WORKSPACE_ROOT']}:{env['LAB_WORKSPACE_ROOT']}", "LAB_ALLOWED_TOOLS:"):
+                   f"{env['LAB_WORKSPACE_ROOT']}:{env['LAB_WORKSPACE_ROOT']}", "LAB_ALLOWED_TOOLS:",
+                   f"{project_dir}/config:/etc/lab:ro", "LAB_WORKER_ENV_FILE: /etc/lab/worker.env"):
         assert needle in out, f"{needle!r} not in:\n{out}"
     assert "- build-only" in out  # the worker image is built, never started by `up` (checked below)
 
@@ -260,6 +264,7 @@ def test_compose_up_with_local_images(engine: Engine, ship_images: ShipImages, t
         (cid,) = [c["ID"] for c in engine.containers(f"lab.user={user_id}")]
         winfo = engine.inspect(cid)
         assert list(winfo["NetworkSettings"]["Networks"]) == [env["LAB_NETWORK"]]
+        assert "SHIP_MARKER=from-config" in winfo["Config"]["Env"]  # LAB_WORKER_ENV_FILE read from ./config
         assert not winfo["HostConfig"].get("PortBindings")
         # A user's WebSocket through the published port reaches that worker.
         with harness.WSClient(f"ws://{env['LAB_PUBLISH']}/ws?token={jwt_hs256(claims(user_id))}") as c:

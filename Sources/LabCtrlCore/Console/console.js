@@ -2,7 +2,7 @@
 // relay events, answer permission prompts. Plain JS, no build step, no external resources.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const state = { ws: null, token: null, user: null, lastAssistant: null, warningTimer: null };
+const state = { ws: null, token: null, user: null, lastAssistant: null, warningTimer: null, interrupting: false };
 
 // A token in the URL (the single-mode link) is taken once and removed from the address bar.
 (function takeTokenFromURL() {
@@ -209,10 +209,16 @@ function render(ev) {
       } else {
         add("response", "response", ev.text);
       }
+      state.interrupting = false;
       return;
     }
     case "artifact": add("response", "artifact · " + (ev.title || ""), ev.text); return;
-    case "error": add("error", "error", ev.text); return;
+    case "error":
+      // The end of a turn the user interrupted: Claude reports it as an execution error; say it plainly.
+      if (state.interrupting && ev.raw && ev.raw.subtype === "error_during_execution") add("notice", "interrupted", "The turn was interrupted.");
+      else add("error", "error", ev.text);
+      state.interrupting = false;
+      return;
     case "quota_warning": case "context_warning": add("error", ev.type.replace("_", " "), ev.text); return;
     case "stdout": case "stderr": if (ev.text) add("stdout", ev.type, ev.text); return;
     case "session_end": add("notice", "session ended", "exit code " + (ev.exit_code ?? "–")); return;
@@ -289,7 +295,7 @@ $("prompt-form").addEventListener("submit", (e) => {
 $("prompt").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); $("prompt-form").requestSubmit(); }
 });
-$("interrupt").addEventListener("click", () => send({ type: "interrupt" }));
+$("interrupt").addEventListener("click", () => { if (send({ type: "interrupt" })) state.interrupting = true; });
 // An empty binary frame: user activity for the controller, ignored by the worker.
 $("keep").addEventListener("click", () => send(new Uint8Array(0)));
 $("end").addEventListener("click", () => {

@@ -1,4 +1,3 @@
-import HummingbirdWSClient
 import HummingbirdWebSocket
 import Logging
 import NIOCore
@@ -24,37 +23,54 @@ public struct ProxyEnvironment: Sendable {
 /// One user WebSocket: handshake → firewall → worker (progress as `lab.*`) → bidirectional proxy.
 ///
 /// The handshake is read and checked *before* any worker is started, so a refused handshake costs
-/// nothing. Frames are forwarded one by one (fragmentation kept); each direction awaits the write
-/// before reading the next frame, so a slow reader slows the other side down and nothing is buffered
-/// beyond one frame (bounded by `LAB_MAX_FRAME_BYTES`). Close codes and reasons pass through both ways.
+/// nothing. The frames themselves are relayed by a ``FrameRelay`` inside NIO (fragmentation, close codes
+/// and reasons kept, back-pressure both ways); this task only drives the session's steps and keeps the
+/// framework's side of the user's socket alive (pings, the close handshake).
 enum ProxySession {
     static let connectionIDs = Atomic<Int>(0)
 
     static func run(user: UserID, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: any Channel, env: ProxyEnvironment) async {
         var logger = env.logger
         logger[metadataKey: "user"] = "\(user)"
-        let sniffer = await CloseFrameSniffer.install(on: channel)
+        let relay = FrameRelay(client: channel, maxMessageBytes: env.maxFrameBytes, metrics: env.metrics)
+        defer { relay.finalize() }
+        do {
+            try await relay.install()
+        } catch {
+            logger.error("cannot set up the relay", metadata: ["error": "\(error)"])
+            try? await outbound.close(.unexpectedServerError, reason: "proxy setup failed")
+            return
+        }
         let cursor = InboundCursor(inbound.makeAsyncIterator())
 
         // ---- 1. the handshake, bounded in time --------------------------------------------
-        let timedOut = Atomic<Bool>(false)
-        let watchdog = Task {
-            try await Task.sleep(for: env.handshakeTimeout)
-            timedOut.store(true, ordering: .sequentiallyConsistent)
-            try? await outbound.write(.custom(textFrame(LabEvents.error("Handshake timeout: first message must be session config JSON", sessionID: ""))))
+        let first: FirstMessage
+        let drained = Atomic<Int>(-1)
+        do {
+            first = try await withTimeout(env.handshakeTimeout) {
+                // Frames the framework buffered before the relay was installed came first.
+                var early: [WebSocketFrame] = []
+                while let frame = try await cursor.next() {
+                    if frame.opcode == .binary, frame.data == relay.sentinel { break }
+                    early.append(WebSocketFrame(fin: frame.fin, opcode: frame.opcode.nio, data: frame.data))
+                }
+                drained.store(early.count, ordering: .relaxed)
+                relay.prependEarly(early)
+                return try await relay.handshake.get()
+            }
+        } catch {
+            let state = await relay.describe()
+            logger.notice("no handshake in time", metadata: ["early": "\(drained.load(ordering: .relaxed))", "relay": "\(state)"])
+            _ = try? await relay.inject(LabEvents.error("Handshake timeout: first message must be session config JSON", sessionID: "").encoded()).get()
             try? await outbound.close(.normalClosure, reason: nil)
-            try? await Task.sleep(for: .seconds(2))
-            try? await channel.close()
+            return
         }
-        let first = await readFirstMessage(cursor, limit: env.maxFrameBytes)
-        watchdog.cancel()
-        if timedOut.load(ordering: .sequentiallyConsistent) { return }
         let handshakeBytes: [UInt8]
         switch first {
         case .closed:
             return
         case .binary:
-            await refuse(outbound, "Invalid handshake: first message must be a JSON text frame", sessionID: "")
+            await refuse(relay, outbound, "Invalid handshake: first message must be a JSON text frame", sessionID: "")
             return
         case .tooLarge:
             try? await outbound.close(.messageTooLarge, reason: "handshake too large")
@@ -69,7 +85,7 @@ enum ProxySession {
             hostHome = try env.workspace.ensure(user)
         } catch {
             logger.error("workspace unavailable", metadata: ["error": "\(error)"])
-            await fail(outbound, "Could not prepare your workspace: \(error)", sessionID: "", reason: "workspace unavailable")
+            await fail(relay, outbound, "Could not prepare your workspace: \(error)", sessionID: "", reason: "workspace unavailable")
             return
         }
         let resolver = FolderResolver(hostHome: hostHome, workerHome: env.workerHome(user))
@@ -78,7 +94,7 @@ enum ProxySession {
         case .failure(let refusal):
             env.metrics.handshakeRefused(refusal.field)
             logger.notice("handshake refused", metadata: ["field": "\(refusal.field)", "text": "\(refusal.text)"])
-            await refuse(outbound, refusal.text, sessionID: refusal.sessionID)
+            await refuse(relay, outbound, refusal.text, sessionID: refusal.sessionID)
             return
         case .success(let a):
             accepted = a
@@ -89,183 +105,98 @@ enum ProxySession {
         // ---- 3. the worker, with progress streamed to the client ------------------------------
         let conn = ClientConnection(
             id: connectionIDs.wrappingAdd(1, ordering: .relaxed).newValue, user: user, tool: accepted.tool, sessionID: sid,
-            outbound: outbound, now: .now)
-        let (progress, progressSink) = AsyncStream<LabProgress>.makeStream(bufferingPolicy: .bufferingNewest(32))
-        let progressWriter = Task {
-            for await p in progress { try? await outbound.write(.custom(textFrame(p.event(sessionID: sid)))) }
-        }
+            outbound: outbound, relay: relay, now: .now)
         let handle: WorkerHandle
         do {
-            handle = try await env.hub.ensure(user, attaching: conn, progress: { progressSink.yield($0) })
+            handle = try await env.hub.ensure(user, attaching: conn) { p in _ = relay.inject(p.event(sessionID: sid).encoded()) }
         } catch {
-            progressSink.finish()
-            await progressWriter.value
             logger.error("no worker for session", metadata: ["error": "\(error)"])
-            await fail(outbound, "Could not start your lab worker: \(error)", sessionID: sid, reason: "worker unavailable")
+            await fail(relay, outbound, "Could not start your lab worker: \(error)", sessionID: sid, reason: "worker unavailable")
             return
         }
-        progressSink.finish()
-        await progressWriter.value
 
-        // ---- 4. the proxy ----------------------------------------------------------------------
-        let outcome = await proxy(conn: conn, handle: handle, handshake: accepted.encoded, cursor: cursor, sniffer: sniffer, env: env, logger: logger)
-        await env.hub.detach(conn)
-        switch outcome {
-        case .clientGone:
-            break
-        case .workerClosed(let close):
-            if let close {
-                try? await outbound.close(sendable(close.closeCode), reason: close.reason)
-            } else {
-                try? await outbound.close(.normalClosure, reason: nil)
-            }
-        case .workerLost(let detail):
-            let death = await env.hub.deathReason(of: handle.id, wait: .seconds(2))
-            let event =
-                death.map { WorkerHub.deathEvent($0, sessionID: sid) }
-                ?? LabEvents.error("Lost the connection to your lab worker (\(detail)). Your files are kept; reconnect to continue.", sessionID: sid)
-            logger.warning("worker connection lost", metadata: ["detail": "\(detail)", "death": "\(death?.reason ?? "unknown")"])
-            await conn.terminate(event: event, code: .unexpectedServerError, reason: "worker stopped")
-        }
-    }
-
-    enum Outcome {
-        case clientGone
-        case workerClosed(WebSocketCloseFrame?)
-        case workerLost(String)
-    }
-
-    enum PumpEnd: Sendable {
-        case clientClosed
-        case clientFailed
-        case workerClosed
-        case workerFailed(String)
-    }
-
-    static func proxy(
-        conn: ClientConnection, handle: WorkerHandle, handshake: [UInt8], cursor: InboundCursor, sniffer: CloseFrameSniffer?,
-        env: ProxyEnvironment, logger: Logger
-    ) async -> Outcome {
-        var quiet = logger
-        quiet.logLevel = max(logger.logLevel, .notice)
-        let configuration = WebSocketClientConfiguration(
-            maxFrameSize: env.maxFrameBytes, closeTimeout: .seconds(5),
-            autoPing: env.pingInterval > .zero ? .enabled(timePeriod: env.pingInterval) : .disabled)
-        let firstEnd = Mutex<PumpEnd?>(nil)
-        let entered = Atomic<Bool>(false)
-        var attempt = 0
-        while true {
-            attempt += 1
+        // ---- 4. the worker's socket, then the relay goes live ------------------------------------
+        var upstream: (any Channel)?
+        var lastError = ""
+        for attempt in 1...3 {
             do {
-                let close = try await WebSocketClient.connect(url: handle.address.url, configuration: configuration, logger: quiet) { upIn, upOut, _ in
-                    entered.store(true, ordering: .sequentiallyConsistent)
-                    await conn.inject(LabEvents.status("lab.ready", "Connected to your lab worker", sessionID: conn.sessionID))
-                    try await upOut.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: handshake))))
-                    let end = await pump(conn: conn, upIn: upIn, upOut: upOut, cursor: cursor, sniffer: sniffer, env: env)
-                    firstEnd.withLock { $0 = end }
-                }
-                switch firstEnd.withLock({ $0 }) {
-                case .clientClosed?, .clientFailed?: return .clientGone
-                case .workerClosed?: return close == nil ? .workerLost("closed without a close frame") : .workerClosed(close)
-                case .workerFailed(let detail)?: return .workerLost(detail)
-                case nil: return .workerLost("session ended")
-                }
+                upstream = try await UpstreamConnector.connect(handle.address, relay: relay, maxFrameSize: env.maxFrameBytes, timeout: env.connectTimeout)
+                break
             } catch {
-                if let end = firstEnd.withLock({ $0 }) {
-                    switch end {
-                    case .clientClosed, .clientFailed: return .clientGone
-                    case .workerClosed: return .workerLost("\(error)")
-                    case .workerFailed(let detail): return .workerLost(detail)
-                    }
-                }
-                // Could not even connect: retry briefly unless the worker is known dead.
-                if !entered.load(ordering: .sequentiallyConsistent), attempt < 3, await env.hub.isAlive(handle.id) {
-                    try? await Task.sleep(for: .milliseconds(100 * attempt))
-                    continue
-                }
-                return .workerLost("\(error)")
+                lastError = "\(error)"
+                guard attempt < 3, await env.hub.isAlive(handle.id) else { break }
+                try? await Task.sleep(for: .milliseconds(100 * attempt))
             }
         }
-    }
+        guard let upstream else {
+            await env.hub.detach(conn)
+            await workerLost(conn, relay: relay, outbound: outbound, handle: handle, detail: lastError, env: env, logger: logger)
+            return
+        }
+        _ = try? await relay.inject(LabEvents.status("lab.ready", "Connected to your lab worker", sessionID: sid).encoded()).get()
+        relay.goLive(upstream: upstream, handshake: accepted.encoded, connection: conn, hub: env.hub)
+        relay.startPinging(every: .nanoseconds(Int64(env.pingInterval.secondsDouble * 1e9)))
 
-    /// Runs both directions until one side ends, then finishes the other one politely.
-    static func pump(
-        conn: ClientConnection, upIn: WebSocketInboundStream, upOut: WebSocketOutboundWriter, cursor: InboundCursor,
-        sniffer: CloseFrameSniffer?, env: ProxyEnvironment
-    ) async -> PumpEnd {
-        let metrics = env.metrics
-        let hub = env.hub
-        return await withTaskGroup(of: PumpEnd.self) { group in
-            group.addTask {  // client → worker
-                do {
-                    while let frame = try await cursor.next() {
-                        let now = ContinuousClock.now
-                        let (change, cancelled) = conn.clientFrame(classifyClient(frame), now: now)
-                        if cancelled { Task { await hub.cancelWarning(conn.user) } }
-                        if case .permissionResolved(let waited)? = change { metrics.permissionResolved(tool: conn.tool, waited: waited) }
-                        metrics.framesToWorker.increment()
-                        metrics.bytesToWorker.increment(by: Int64(frame.data.readableBytes))
-                        do {
-                            try await upOut.write(.custom(WebSocketFrame(fin: frame.fin, opcode: frame.opcode.nio, data: frame.data)))
-                        } catch {
-                            return .workerFailed("write to worker failed: \(error)")
-                        }
-                    }
-                    return .clientClosed
-                } catch {
-                    return .clientFailed
-                }
+        // ---- 5. until one side ends ------------------------------------------------------------
+        enum End { case clientGone, worker(FrameRelay.UpstreamEnd) }
+        let end: End = await withTaskGroup(of: End.self) { group in
+            group.addTask {
+                // Keeps the framework reading the user's socket (pongs, close); data frames never get here.
+                while (try? await cursor.next()) != nil {}
+                return .clientGone
             }
-            group.addTask {  // worker → client
-                var midMessage = false
-                do {
-                    for try await frame in upIn {
-                        if !midMessage, frame.opcode == .text { track(frame, conn: conn, metrics: metrics) }
-                        midMessage = !frame.fin
-                        metrics.framesToClient.increment()
-                        metrics.bytesToClient.increment(by: Int64(frame.data.readableBytes))
-                        do {
-                            try await conn.forward(WebSocketFrame(fin: frame.fin, opcode: frame.opcode.nio, data: frame.data))
-                        } catch {
-                            return .clientFailed
-                        }
-                    }
-                    return .workerClosed
-                } catch {
-                    return .workerFailed("\(error)")
-                }
-            }
-            let first = await group.next() ?? .workerClosed
-            switch first {
-            case .clientClosed, .clientFailed:
-                // Pass the client's close code on; the worker answers and its pump ends (bounded).
-                let close = sniffer?.close
-                try? await upOut.close(close.map { sendable($0.code) } ?? .normalClosure, reason: close?.reason)
-                group.addTask {
-                    try? await Task.sleep(for: .seconds(3))
-                    return .clientClosed
-                }
-                _ = await group.next()
-                group.cancelAll()
-            case .workerClosed, .workerFailed:
-                group.cancelAll()
-            }
+            group.addTask { .worker((try? await relay.upstreamEnd.futureResult.get()) ?? .lost("relay ended")) }
+            let first = await group.next()!
+            group.cancelAll()
             return first
         }
+        await env.hub.detach(conn)
+        switch end {
+        case .clientGone:
+            // The relay already passed the client's close frame on; give the worker a moment to answer.
+            _ = try? await withTimeout(.seconds(3)) { _ = try await relay.upstreamEnd.futureResult.get() }
+            relay.closeUpstream()
+        case .worker(.closed(let code, let reason)):
+            relay.closeUpstream()
+            try? await outbound.close(sendable(code), reason: reason)
+        case .worker(.lost(let detail)):
+            relay.closeUpstream()
+            await workerLost(conn, relay: relay, outbound: outbound, handle: handle, detail: detail, env: env, logger: logger)
+        }
+    }
+
+    /// The worker went away without a close: say why (waiting briefly for the backend's reason).
+    static func workerLost(
+        _ conn: ClientConnection, relay: FrameRelay, outbound: WebSocketOutboundWriter, handle: WorkerHandle, detail: String,
+        env: ProxyEnvironment, logger: Logger
+    ) async {
+        let death = await env.hub.deathReason(of: handle.id, wait: .seconds(2))
+        let event =
+            death.map { WorkerHub.deathEvent($0, sessionID: conn.sessionID) }
+            ?? LabEvents.error("Lost the connection to your lab worker (\(detail)). Your files are kept; reconnect to continue.", sessionID: conn.sessionID)
+        logger.warning("worker connection lost", metadata: ["detail": "\(detail)", "death": "\(death?.reason ?? "unknown")"])
+        await conn.terminate(event: event, code: .unexpectedServerError, reason: "worker stopped")
+    }
+
+    enum FirstMessage: Sendable {
+        case text([UInt8])
+        case binary
+        case tooLarge
+        case closed
     }
 
     /// Activity bookkeeping for one worker → client message (its first frame).
-    static func track(_ frame: WebSocketDataFrame, conn: ClientConnection, metrics: LabMetrics) {
-        guard let type = FrameInspector.leadingType(frame.data) else { return }
+    static func track(_ data: ByteBuffer, fin: Bool, conn: ClientConnection, metrics: LabMetrics) {
+        guard let type = FrameInspector.leadingType(data) else { return }
         var ackText: String?
         var requestKey: String?
         switch type {
         case "input_ack":
-            guard frame.fin else { return }
-            ackText = FrameInspector.object(frame.data)?["text"]?.stringValue
+            guard fin else { return }
+            ackText = FrameInspector.object(data)?["text"]?.stringValue
         case "permission_request", "permission_cancelled":
-            guard frame.fin else { return }
-            requestKey = FrameInspector.requestKey(FrameInspector.object(frame.data)?["request_id"])
+            guard fin else { return }
+            requestKey = FrameInspector.requestKey(FrameInspector.object(data)?["request_id"])
         case "response", "error", "session_end":
             break
         default:
@@ -281,13 +212,16 @@ enum ProxySession {
 
     /// What a client frame means for activity: keep-alives are not activity; permission answers resolve
     /// a pending prompt.
-    static func classifyClient(_ frame: WebSocketDataFrame) -> ConnectionActivity.ClientFrame {
+    static func classifyClient(_ frame: WebSocketFrame) -> ConnectionActivity.ClientFrame {
         guard frame.opcode == .text, frame.fin else { return .other }
         let data = frame.data
         if data.readableBytes <= 256, FrameInspector.contains(data, "ping") || FrameInspector.contains(data, "pong") {
             if let t = FrameInspector.object(data)?["type"]?.stringValue, t == "ping" || t == "pong" { return .keepalive }
         }
-        if FrameInspector.contains(data, "permission_response"), let o = FrameInspector.object(data), o["type"]?.stringValue == "permission_response" {
+        // Permission answers are small; large frames (pasted text, images) are not worth scanning.
+        if data.readableBytes <= 16 * 1024, FrameInspector.contains(data, "permission_response"), let o = FrameInspector.object(data),
+            o["type"]?.stringValue == "permission_response"
+        {
             return .permissionResponse(FrameInspector.requestKey(o["request_id"]))
         }
         return .other
@@ -295,49 +229,16 @@ enum ProxySession {
 
     // ---- helpers ---------------------------------------------------------------------------
 
-    enum FirstMessage {
-        case text([UInt8])
-        case binary
-        case tooLarge
-        case closed
-    }
-
-    /// Reads the first complete message (reassembling fragments, bounded by `limit`).
-    static func readFirstMessage(_ cursor: InboundCursor, limit: Int) async -> FirstMessage {
-        var bytes: [UInt8] = []
-        var isText: Bool?
-        do {
-            while let frame = try await cursor.next() {
-                if isText == nil {
-                    guard frame.opcode != .continuation else { return .binary }
-                    isText = frame.opcode == .text
-                }
-                if isText == false {
-                    if frame.fin { return .binary }
-                    continue
-                }
-                guard bytes.count + frame.data.readableBytes <= limit else { return .tooLarge }
-                bytes.append(contentsOf: frame.data.readableBytesView)
-                if frame.fin { return .text(bytes) }
-            }
-        } catch {}
-        return .closed
-    }
-
     /// A handshake refusal: one `error` event, then a normal close (as the worker does).
-    static func refuse(_ outbound: WebSocketOutboundWriter, _ text: String, sessionID: String) async {
-        try? await outbound.write(.custom(textFrame(LabEvents.error(text, sessionID: sessionID))))
+    static func refuse(_ relay: FrameRelay, _ outbound: WebSocketOutboundWriter, _ text: String, sessionID: String) async {
+        _ = try? await relay.inject(LabEvents.error(text, sessionID: sessionID).encoded()).get()
         try? await outbound.close(.normalClosure, reason: nil)
     }
 
     /// A controller-side failure: `error` event, then close 1011.
-    static func fail(_ outbound: WebSocketOutboundWriter, _ text: String, sessionID: String, reason: String) async {
-        try? await outbound.write(.custom(textFrame(LabEvents.error(text, sessionID: sessionID))))
+    static func fail(_ relay: FrameRelay, _ outbound: WebSocketOutboundWriter, _ text: String, sessionID: String, reason: String) async {
+        _ = try? await relay.inject(LabEvents.error(text, sessionID: sessionID).encoded()).get()
         try? await outbound.close(.unexpectedServerError, reason: reason)
-    }
-
-    static func textFrame(_ event: RelayEvent) -> WebSocketFrame {
-        WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: event.encoded()))
     }
 
     /// Close codes that may be sent on the wire (1005, 1006, 1015 and unassigned ones may not).
@@ -350,8 +251,8 @@ enum ProxySession {
     }
 }
 
-/// The client's inbound frames, read first by the handshake step and then by the client → worker pump
-/// (strictly one after the other, never concurrently; hence `@unchecked`).
+/// The client's inbound frames as the framework delivers them, read by one task at a time (first the
+/// handshake step, then the keep-reading loop; never concurrently — hence `@unchecked`).
 final class InboundCursor: @unchecked Sendable {
     private var iterator: WebSocketInboundStream.AsyncIterator
     init(_ iterator: WebSocketInboundStream.AsyncIterator) { self.iterator = iterator }

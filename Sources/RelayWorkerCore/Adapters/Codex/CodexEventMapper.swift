@@ -58,7 +58,7 @@ enum CodexEventMapper {
         }
         switch method {
         case "turn/started", "turn/completed":
-            let turn = params["turn"].flatMap { $0.isTruthy ? $0 : nil } ?? .object(JSONObject())
+            let turn = params["turn"].truthy ?? .object(JSONObject())
             return [
                 RelayEvent(
                     "status", metadata: ["method": .string(method), "turn": turn], raw: raw,
@@ -81,7 +81,7 @@ enum CodexEventMapper {
             }
             var e = event("tool_progress", text: text)
             e.tool = "commandExecution"
-            e.toolUseID = (params["itemId"] ?? params["callId"] ?? params["processId"])?.stringValue
+            e.toolUseID = (params["itemId"] ?? params["callId"])?.stringValue
             return [e]
         case "item/fileChange/outputDelta", "item/fileChange/patchUpdated", "turn/diff/updated":
             var e = event("file_diff", content: params)
@@ -90,7 +90,6 @@ enum CodexEventMapper {
             case "item/fileChange/patchUpdated":
                 e.diff = diffText(params["changes"])
                 e.filePath = firstPath(params["changes"])
-                e.toolUseID = params["itemId"]?.stringValue
             default: e.diff = params["delta"]?.stringValue
             }
             return [e]
@@ -112,7 +111,7 @@ enum CodexEventMapper {
             let error = params["error"]
             let text =
                 error?["message"]?.stringValue ?? params["message"]?.stringValue
-                ?? (error.flatMap { $0.isNull ? nil : $0 } ?? params).textValue
+                ?? (error.nonNull ?? params).textValue
             if params["willRetry"]?.boolValue == true { return [event("status", text: text, status: "retrying")] }
             if error?["codexErrorInfo"]?.stringValue == "contextWindowExceeded" { return [event("context_warning", text: text)] }
             return [event("error", text: text)]
@@ -151,7 +150,7 @@ enum CodexEventMapper {
                 type, metadata: ["method": .string(method), "item_type": JSON(itemType)],
                 toolUseID: item["id"]?.stringValue, raw: raw,
                 status: item["status"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? phase)
-            e.text = item["text"].flatMap { $0.isNull ? nil : $0 }
+            e.text = item["text"].nonNull
             return e
         }
         switch itemType {
@@ -165,10 +164,10 @@ enum CodexEventMapper {
             var e = make(phase == "started" ? "tool_call" : "tool_result")
             e.tool = "commandExecution"
             if phase == "started" {
-                e.text = item["command"].flatMap { $0.isNull ? nil : $0 }
+                e.text = item["command"].nonNull
                 e.args = ["command": item["command"] ?? .null, "cwd": item["cwd"] ?? .null]
             } else {
-                e.text = item["aggregatedOutput"].flatMap { $0.isNull ? nil : $0 }
+                e.text = item["aggregatedOutput"].nonNull
                 e.exitCode = item["exitCode"]?.intValue.map { Int($0) }
                 e.content = item
             }
@@ -176,7 +175,7 @@ enum CodexEventMapper {
         case "fileChange":
             var e = make("file_diff")
             e.text = nil
-            e.content = item["changes"].flatMap { $0.isTruthy ? $0 : nil } ?? item
+            e.content = item["changes"].truthy ?? item
             e.filePath = firstPath(item["changes"])
             e.diff = diffText(item["changes"])
             return e

@@ -116,7 +116,7 @@ actor CodexRuntime: AgentRuntime {
             var params = JSONObject(["threadId": .string(resume), "excludeTurns": true])
             params["model"] = model.map(JSON.string)
             params["approvalPolicy"] = approvalPolicy
-            params["sandbox"] = raw["sandbox"].flatMap { $0.isTruthy ? $0 : nil }
+            params["sandbox"] = raw["sandbox"].truthy
             do {
                 let result = try await call("thread/resume", .object(params))
                 threadID = Self.id(of: result["thread"]) ?? resume
@@ -134,7 +134,7 @@ actor CodexRuntime: AgentRuntime {
         ])
         params["model"] = model.map(JSON.string)
         params["approvalPolicy"] = approvalPolicy
-        params["sandbox"] = raw["sandbox"].flatMap { $0.isTruthy ? $0 : nil }
+        params["sandbox"] = raw["sandbox"].truthy
         for key in [
             "modelProvider", "serviceTier", "approvalsReviewer", "config", "baseInstructions", "developerInstructions",
             "personality",
@@ -224,8 +224,8 @@ actor CodexRuntime: AgentRuntime {
         }
         let raw = JSON.fragment(line)
         let method = message["method"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
-        let id = message["id"].flatMap { $0.isNull ? nil : $0 }
-        let params = message["params"].flatMap { $0.isTruthy ? $0 : nil } ?? .object(JSONObject())
+        let id = message["id"].nonNull
+        let params = message["params"].truthy ?? .object(JSONObject())
         if let id, method == nil, message.objectValue!.has("result") || message.objectValue!.has("error") {
             if let key = Self.key(of: id) { calls.resolve(key, message) }
             return
@@ -320,9 +320,10 @@ actor CodexRuntime: AgentRuntime {
             params[key] = message[key]
         }
         if let cwd = message["cwd"], !cwd.isNull {
+            // Relative to the session folder; must stay inside the workspace root (§11.2).
+            let path = cwd.textValue.hasPrefix("/") ? cwd.textValue : context.folder + "/" + cwd.textValue
             do {
-                let resolved = try WorkspacePolicy.resolve(
-                    cwd.textValue, root: options.workspaceRoot, cwd: context.folder)
+                let resolved = try WorkspacePolicy.resolve(path, root: options.workspaceRoot, cwd: context.folder)
                 params["cwd"] = .string(resolved)
             } catch {
                 await sink.error(error.message)

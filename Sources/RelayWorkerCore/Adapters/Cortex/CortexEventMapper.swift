@@ -43,7 +43,7 @@ enum CortexEventMapper {
         case "response.tool_use":
             let info = p["tool_use"] ?? .null
             let name = firstText(info["name"], info["type"], fallback: "tool")
-            let input = info["input"].flatMap { $0.isTruthy ? $0 : nil } ?? .object(JSONObject())
+            let input = info["input"].truthy ?? .object(JSONObject())
             out.events = [
                 RelayEvent(
                     "tool_call", text: formatToolCall(name, input), tool: name, args: input,
@@ -54,7 +54,7 @@ enum CortexEventMapper {
             let info = p["tool_result"] ?? .null
             out.events = [
                 RelayEvent(
-                    "tool_result", text: toolResultText(info["content"].flatMap { $0.isTruthy ? $0 : nil } ?? []),
+                    "tool_result", text: toolResultText(info["content"].truthy ?? []),
                     toolUseID: firstText(info["tool_use_id"]), raw: p)
             ]
             return out
@@ -69,7 +69,7 @@ enum CortexEventMapper {
                     if !text.isEmpty { out.events.append(RelayEvent("response", text: text, raw: block)) }
                 case "tool_use":
                     let name = firstText(block["name"], fallback: "tool")
-                    let input = block["input"].flatMap { $0.isTruthy ? $0 : nil } ?? .object(JSONObject())
+                    let input = block["input"].truthy ?? .object(JSONObject())
                     out.events.append(
                         RelayEvent("tool_call", text: formatToolCall(name, input), tool: name, args: input, raw: block))
                 default: break
@@ -83,7 +83,7 @@ enum CortexEventMapper {
             break
         }
         if type == "error" || p.objectValue?.has("error") == true {
-            let err = p["error"].flatMap { $0.isTruthy ? $0 : nil } ?? p
+            let err = p["error"].truthy ?? p
             let text: String
             if err.objectValue != nil {
                 text = [err["message"], err["detail"]].lazy.compactMap { $0 }.first { $0.isTruthy }?.textValue

@@ -66,7 +66,7 @@ actor CortexRuntime: AgentRuntime {
 
     /// `content` (or `text`): the text parts of a block list joined by newlines, else the value as text.
     static func promptText(_ message: ClientMessage) -> String {
-        let value = message.content.flatMap { $0.isNull ? nil : $0 } ?? message.text ?? .null
+        let value = message.content.nonNull ?? message.text ?? .null
         if let blocks = value.arrayValue {
             return blocks.compactMap { b -> String? in
                 let t = b["type"]?.stringValue
@@ -172,9 +172,11 @@ actor CortexRuntime: AgentRuntime {
             var parts: [JSON] = []
             if !text.isEmpty { parts.append(["type": "text", "text": .string(text)]) }
             for index in sql.keys.sorted() { parts.append(["type": "sql", "statement": .string(sql[index]!)]) }
-            return .answered(parts.isEmpty ? nil : ["role": "analyst", "content": .array(parts)])
+            if parts.isEmpty { return .answered(nil) }
+            return .answered(["role": "analyst", "content": .array(parts)])
         }
-        return .answered(text.isEmpty ? nil : ["role": "assistant", "content": [["type": "text", "text": .string(text)]]])
+        if text.isEmpty { return .answered(nil) }
+        return .answered(["role": "assistant", "content": [["type": "text", "text": .string(text)]]])
     }
 
     static func describe(_ error: any Error) -> String {

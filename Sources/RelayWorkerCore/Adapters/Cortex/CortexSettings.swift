@@ -84,8 +84,8 @@ struct CortexSettings: Sendable {
             CortexSettings(
                 mode: mode, baseURL: baseURL, token: token, tokenType: tokenType, model: model,
                 timeout: .milliseconds(Int64(min(max(seconds, 1), 3600) * 1000)),
-                tools: setting("tools").flatMap { $0.isTruthy ? $0 : nil },
-                responseFormat: setting("response_format").flatMap { $0.isTruthy ? $0 : nil }, semantic: semantic,
+                tools: setting("tools").truthy,
+                responseFormat: setting("response_format").truthy, semantic: semantic,
                 history: raw["cortex_history"]?.arrayValue ?? []))
     }
 

@@ -23,20 +23,20 @@ enum GeminiEventMapper {
                 events.append(
                     RelayEvent(
                         "tool_result", text: update["title"]?.stringValue, toolUseID: update["toolCallId"]?.stringValue,
-                        content: update["content"].flatMap { $0.isNull ? nil : $0 }, raw: update, status: status))
+                        content: update["content"].nonNull, raw: update, status: status))
             } else {
                 let tool = update["toolName"]?.stringValue ?? update["kind"]?.stringValue
                 events.append(
                     RelayEvent(
                         "tool_call", text: update["title"]?.stringValue ?? update["toolName"]?.stringValue, tool: tool,
-                        args: (update["args"] ?? update["rawInput"]).flatMap { $0.isNull ? nil : $0 },
+                        args: (update["args"] ?? update["rawInput"]).nonNull,
                         toolUseID: update["toolCallId"]?.stringValue, raw: update))
             }
         case "tool_result":
             events.append(
                 RelayEvent(
                     "tool_result", toolUseID: update["toolCallId"]?.stringValue,
-                    content: update["content"].flatMap { $0.isNull ? nil : $0 }, raw: update))
+                    content: update["content"].nonNull, raw: update))
         case "agent_response":
             events.append(RelayEvent("response", text: contentText, raw: update))
         case "agent_error":
@@ -61,7 +61,7 @@ enum GeminiEventMapper {
             case "tool_call":
                 events.append(
                     RelayEvent(
-                        "tool_call", tool: delta["name"]?.stringValue, args: delta["args"].flatMap { $0.isNull ? nil : $0 },
+                        "tool_call", tool: delta["name"]?.stringValue, args: delta["args"].nonNull,
                         toolUseID: delta["id"]?.stringValue, raw: update))
             default:
                 break
@@ -73,11 +73,11 @@ enum GeminiEventMapper {
 
     /// `session/request_permission` → `permission_request` with the JSON-RPC id as sent.
     static func permissionEvent(id: JSON, params: JSON, raw: JSON) -> RelayEvent {
-        let toolCall = params["toolCall"].flatMap { $0.objectValue != nil ? $0 : nil } ?? .object(JSONObject())
+        let toolCall = params["toolCall"].object ?? .object(JSONObject())
         let title = toolCall["title"]?.stringValue
         return RelayEvent(
             "permission_request", text: title, tool: title ?? toolCall["toolCallId"]?.stringValue,
-            args: ["options": params["options"].flatMap { $0.isNull ? nil : $0 } ?? [], "toolCall": toolCall],
+            args: ["options": params["options"].nonNull ?? [], "toolCall": toolCall],
             requestID: id, raw: raw)
     }
 }

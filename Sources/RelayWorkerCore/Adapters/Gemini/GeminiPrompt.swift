@@ -4,7 +4,7 @@ import RelayProtocol
 enum GeminiPrompt {
     /// The prompt parts; empty when the message carries nothing to send.
     static func parts(_ message: ClientMessage) -> [JSON] {
-        let content = message.content.flatMap { $0.isNull ? nil : $0 } ?? message.text ?? .null
+        let content = message.content.nonNull ?? message.text ?? .null
         var parts: [JSON]
         switch content {
         case .null: return []
