@@ -3,12 +3,14 @@
 #   controller  — labctrl, plus relay-worker for single mode
 #
 # Default (needs a registry and the Swift package index):
-#   DOCKER_BUILDKIT=1 docker build --target worker     -t lab-worker:local .
+#   DOCKER_BUILDKIT=1 docker build --target worker     -t ohwise-lab-ctrl:local .     (LAB_IMAGE's default)
 #   DOCKER_BUILDKIT=1 docker build --target controller -t lab-controller:local .
 # Offline, from binaries built on the host (scripts/dist.sh) and a locally imported Debian base
 # (scripts/base-image.sh) — the Swift image is then never pulled:
-#   scripts/dist.sh && DOCKER_BUILDKIT=1 docker build --target worker \
-#       --build-arg BINARIES=prebuilt --build-arg RUNTIME_BASE=lab-base:bookworm -t lab-worker:local .
+#   scripts/dist.sh && DOCKER_BUILDKIT=1 docker build --network none --target worker \
+#       --build-arg BINARIES=prebuilt --build-arg RUNTIME_BASE=lab-base:bookworm -t ohwise-lab-ctrl:local .
+# (`--network none`: an engine without a default bridge, like scripts/dockerd.sh's, cannot run RUN steps
+# on the default network; apt then fails fast and dist/syslib fills in.) integration/ship/ tests this.
 #
 # No `# syntax=` line on purpose: the built-in Dockerfile frontend needs no image from a registry.
 ARG SWIFT_IMAGE=swift:6.3-bookworm
@@ -61,7 +63,7 @@ ENV LANG=C.UTF-8
 
 # ---- worker: what runs in each user's container ------------------------------------------------
 # Install agent CLIs in a derived image, outside $HOME (the user's workspace is mounted over it):
-#   FROM lab-worker:local
+#   FROM ohwise-lab-ctrl:local
 #   USER root
 #   RUN apt-get update && apt-get install -y nodejs npm && npm install -g @anthropic-ai/claude-code
 #   USER labuser

@@ -279,3 +279,15 @@ def test_one_prompt_at_a_time(relay, snowflake, clients, workdir):
     c.send_json({"type": "interrupt"})
     c.wait_for(lambda e: e["type"] == "status" and e.get("status") == "interrupted", TURN_TIMEOUT, what="interrupted")
     assert not requests_for(snowflake, "another")
+
+
+@xfail_on_reference("urllib's timeout is per socket read, so a stream that keeps sending never times out (§11.23)")
+def test_timeout_bounds_the_whole_request(relay, snowflake, clients, workdir):
+    c, _ = start(clients, relay, workdir, snowflake, sf={"timeout": 1})
+    c.send_json({"text": "slow timeout please"})
+    err = c.wait_type("error", timeout=TURN_TIMEOUT)
+    assert err["text"] == "Snowflake Cortex request timed out after 1 s"
+    assert snowflake.wait_until(lambda: "slow timeout please" in snowflake.disconnects, 5)
+    c.send_json({"text": "history? after the timeout"})
+    c.wait_for(snapshot, TURN_TIMEOUT, what="snapshot")
+    assert requests_for(snowflake, "history? after the timeout")[-1].user_texts() == ["history? after the timeout"]

@@ -22,6 +22,7 @@ Behaviour (by words in the prompt text):
   * "warn"     → configWarning + deprecationNotice notifications, then a normal answer
   * "stderr"   → one stderr line, then a normal answer
   * "crash"    → exits with code 3
+  * "hang"     → turn/start is never answered (FAKE_CODEX_HANG=initialize: initialize is not either)
   * otherwise  → "Echo: <prompt> (model=<model>, policy=<approvalPolicy>)"
 Env: FAKE_CODEX_LOG=path|cwd appends {"argv"} / {"stdin"} JSON lines (what the relay wrote).
 """
@@ -100,6 +101,8 @@ class AppServer:
         if "id" not in msg:
             return  # notifications (initialized)
         if method == "initialize":
+            if os.environ.get("FAKE_CODEX_HANG") == "initialize":
+                return  # never answers (tests the relay's RPC timeout)
             self.reply(msg, {"userAgent": "fake_codex/0.163.0", "platformFamily": "unix", "platformOs": "linux"})
         elif method in ("thread/start", "thread/resume"):
             if method == "thread/resume" and params.get("threadId") != THREAD:
@@ -114,6 +117,8 @@ class AppServer:
                              "cwd": params.get("cwd"), "approvalPolicy": self.policy,
                              "sandbox": {"type": "workspaceWrite"}})
         elif method == "turn/start":
+            if any("hang" in (p.get("text") or "") for p in params.get("input") or []):
+                return  # never answers this turn/start
             self.turns += 1
             turn = {"id": f"turn-{self.turns}", "status": "inProgress", "items": []}
             self.reply(msg, {"turn": turn})

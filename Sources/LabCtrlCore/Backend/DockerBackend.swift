@@ -140,6 +140,7 @@ public final class DockerBackend: WorkerBackend {
                 break
             } catch let error as DockerError where error.isConflict && attempt < 3 {
                 // Another replica (or a leftover) holds the name: adopt it once it runs, else replace it.
+                logger.debug("name conflict on create", metadata: ["user": "\(user)", "attempt": "\(attempt)"])
                 if var adopted = await awaitRunning(user.containerName, user: user) {
                     logger.info("adopted existing container after name conflict", metadata: ["user": "\(user)", "id": "\(adopted.id)"])
                     adopted.adopted = true
@@ -170,12 +171,39 @@ public final class DockerBackend: WorkerBackend {
     func awaitRunning(_ name: String, user: UserID) async -> WorkerHandle? {
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(10)
+        var firstEmpty: ContinuousClock.Instant?
+        // The list endpoint (not inspect) is used for the state: it answers for containers in any state.
+        let filters: DockerFilters = ["label": ["\(Self.managedLabel)=\(Self.managedValue)", "\(ContainerLayout.userLabel)=\(user.value)"]]
         while clock.now < deadline {
-            guard let info = try? await docker.inspectContainer(name) else { return nil }  // gone: create again
-            if info.state.running { return try? await handle(forContainer: info.id, user: user) }
-            if info.state.status != "created" { break }
+            let found: [ContainerSummary]
+            do {
+                found = try await docker.listContainers(all: true, filters: filters)
+            } catch {
+                try? await Task.sleep(for: .milliseconds(50))
+                continue
+            }
+            guard let c = found.first(where: { $0.names?.contains("/\(name)") ?? false }) ?? found.first else {
+                // The engine reserves the name before the new container is listed: an empty answer right
+                // after a 409 means "still being created"; only a lasting one means it is gone.
+                if firstEmpty == nil { firstEmpty = clock.now }
+                if clock.now - firstEmpty! > .seconds(2) { return nil }
+                try? await Task.sleep(for: .milliseconds(20))
+                continue
+            }
+            firstEmpty = nil
+            switch c.state {
+            case "running"?:
+                if let h = try? await handle(forContainer: c.id, user: user) { return h }
+            case "created"?, "restarting"?:
+                break
+            default:
+                logger.info("removing a stopped container that holds the name", metadata: ["user": "\(user)", "state": "\(c.state ?? "?")"])
+                try? await docker.removeContainer(c.id, force: true)
+                return nil
+            }
             try? await Task.sleep(for: .milliseconds(50))
         }
+        logger.warning("the container holding the name never ran; replacing it", metadata: ["user": "\(user)"])
         try? await docker.removeContainer(name, force: true)
         return nil
     }

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOWebSocket
 import RelayProtocol
+import Synchronization
 
 /// The proxy's data path, done in NIO channel handlers on one event loop.
 ///
@@ -47,6 +48,10 @@ final class FrameRelay: @unchecked Sendable {
     private var fromWorkerMidMessage = false
     private var awaitingPong = false
     private var upstreamEndDone = false
+    /// Readable from any thread: the worker side has ended / the session is over.
+    private let flags = Atomic<UInt8>(0)
+    var workerEnded: Bool { flags.load(ordering: .acquiring) & 1 != 0 }
+    var isFinalized: Bool { flags.load(ordering: .acquiring) & 2 != 0 }
 
     /// How the worker side ended.
     enum UpstreamEnd: Sendable {
@@ -278,12 +283,14 @@ final class FrameRelay: @unchecked Sendable {
         if mode != .closed { mode = .closed }
         guard !upstreamEndDone else { return }
         upstreamEndDone = true
+        flags.bitwiseOr(1, ordering: .releasing)
         upstreamEnd.succeed(end)
     }
 
     /// Ends the session's relay whatever state it is in: pending promises are completed (NIO insists),
     /// the worker socket is closed. Called once the session is over.
     func finalize() {
+        flags.bitwiseOr(2, ordering: .releasing)
         eventLoop.execute {
             if !self.handshakeDone {
                 self.handshakeDone = true

@@ -138,31 +138,32 @@ enum ProxySession {
         relay.startPinging(every: .nanoseconds(Int64(env.pingInterval.secondsDouble * 1e9)))
 
         // ---- 5. until one side ends ------------------------------------------------------------
-        enum End { case clientGone, worker(FrameRelay.UpstreamEnd) }
-        let end: End = await withTaskGroup(of: End.self) { group in
-            group.addTask {
-                // Keeps the framework reading the user's socket (pongs, close); data frames never get here.
-                while (try? await cursor.next()) != nil {}
-                return .clientGone
+        // This task keeps the framework reading the user's socket (pongs, the close handshake; data frames
+        // never get here). When the worker side ends first, the user's socket is closed with the worker's
+        // code — or an `error` saying why — which ends the loop below. No other task per connection.
+        let sessionLogger = logger
+        relay.upstreamEnd.futureResult.whenSuccess { end in
+            Task {
+                switch end {
+                case .closed(let code, let reason):
+                    try? await outbound.close(sendable(code), reason: reason)
+                case .lost(let detail):
+                    guard !relay.isFinalized else { return }
+                    await env.hub.detach(conn)
+                    await workerLost(conn, relay: relay, outbound: outbound, handle: handle, detail: detail, env: env, logger: sessionLogger)
+                }
+                // A client that never answers the close must not keep the socket.
+                try? await Task.sleep(for: .seconds(5))
+                try? await channel.close()
             }
-            group.addTask { .worker((try? await relay.upstreamEnd.futureResult.get()) ?? .lost("relay ended")) }
-            let first = await group.next()!
-            group.cancelAll()
-            return first
         }
+        while (try? await cursor.next()) != nil {}
         await env.hub.detach(conn)
-        switch end {
-        case .clientGone:
-            // The relay already passed the client's close frame on; give the worker a moment to answer.
+        if !relay.workerEnded {
+            // The client left first; the relay passed its close frame on: give the worker a moment to answer.
             _ = try? await withTimeout(.seconds(3)) { _ = try await relay.upstreamEnd.futureResult.get() }
-            relay.closeUpstream()
-        case .worker(.closed(let code, let reason)):
-            relay.closeUpstream()
-            try? await outbound.close(sendable(code), reason: reason)
-        case .worker(.lost(let detail)):
-            relay.closeUpstream()
-            await workerLost(conn, relay: relay, outbound: outbound, handle: handle, detail: detail, env: env, logger: logger)
         }
+        relay.closeUpstream()
     }
 
     /// The worker went away without a close: say why (waiting briefly for the backend's reason).

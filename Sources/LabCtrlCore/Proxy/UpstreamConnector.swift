@@ -22,7 +22,7 @@ enum UpstreamConnector {
         let opened = Mutex<(any Channel)?>(nil)
         let upgrade: EventLoopFuture<Outcome> = try await ClientBootstrap(group: loop)
             .connectTimeout(.nanoseconds(Int64(timeout.secondsDouble * 1e9)))
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)  // IPPROTO_TCP level (socketOption would set SO_DEBUG)
             .connect(host: address.host, port: address.port) { channel in
                 opened.withLock { $0 = channel }
                 return channel.eventLoop.makeCompletedFuture {

@@ -12,8 +12,10 @@ import RelayProtocol
 /// The WebSocket session outlives the CLI: the reference ends the session when gemini exits (its
 /// README says ACP exits after every prompt). Here the exit is reported as `status`
 /// `agent_exited` (with `exit_code`) and the next prompt starts the CLI again and reloads the same
-/// ACP session (its replay of the conversation is not sent again). Also unlike the reference: `session/cancel` is a notification (it has no answer in
-/// ACP) and pending permission requests are answered `cancelled`; `session/load` sends `cwd` and
+/// ACP session (whose replay of the conversation is not sent again).
+///
+/// Also unlike the reference: `session/cancel` is a notification (ACP gives it no answer) and
+/// pending permission requests are then answered `cancelled`; `session/load` sends `cwd` and
 /// `mcpServers`; one prompt at a time (a second one gets an `error`); agent→client requests the
 /// worker does not offer (fs/*, terminal/*) get a JSON-RPC error instead of no answer.
 actor GeminiRuntime: AgentRuntime {
@@ -35,6 +37,8 @@ actor GeminiRuntime: AgentRuntime {
     private var liveWaiters: [CheckedContinuation<Bool, Never>] = []
     private var spawnRequests: AsyncStream<Void>.Continuation?
     private var promptRunning = false
+    /// The session is over: nothing may wait for a CLI any more.
+    private var stopped = false
     private var promptTask: Task<Void, Never>?
     /// Permission requests awaiting the client: id text → (id as sent, offered options).
     private var permissions: [String: (id: JSON, options: [JSON])] = [:]
@@ -80,6 +84,7 @@ actor GeminiRuntime: AgentRuntime {
     private func setSpawnRequests(_ c: AsyncStream<Void>.Continuation) { spawnRequests = c }
 
     private func shutDown() {
+        stopped = true
         promptTask?.cancel()
         setLive(false)
     }
@@ -166,6 +171,7 @@ actor GeminiRuntime: AgentRuntime {
 
     /// The live CLI, starting one if there is none; false when it could not be started.
     private func ensureLive() async -> Bool {
+        if stopped { return false }
         if phase == .live, child != nil { return true }
         if phase == .idle, !firstSetup {
             phase = .starting
