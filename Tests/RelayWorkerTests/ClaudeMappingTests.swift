@@ -93,3 +93,14 @@ import Testing
         #expect(ClientMessage(frame: "  /cost ").promptText == "/cost")
     }
 }
+
+@Suite struct NullHandlingTests {
+    @Test func nullContentFallsBackToText() {
+        #expect(ClientMessage(frame: #"{"content":null,"text":"hi"}"#).promptText == "hi")
+    }
+
+    @Test func emptyWorkspaceIdFallsBackToSessionId() throws {
+        let h = try Handshake.parse(#"{"workspace_id":"","session_id":"s"}"#, newSessionID: { "x" })
+        #expect(h.workspaceID == "s")
+    }
+}

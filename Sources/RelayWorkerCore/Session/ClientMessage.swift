@@ -44,7 +44,7 @@ public struct ClientMessage: Sendable {
 
     /// The prompt text the way the Claude adapter extracts it (spec §4.1.2); "" when none.
     public var promptText: String {
-        let value = (content.flatMap { $0.isNull ? nil : $0 }) ?? text ?? .null
+        let value = content.nonNull ?? text.nonNull ?? .null
         switch value {
         case .null: return ""
         case .array(let blocks):

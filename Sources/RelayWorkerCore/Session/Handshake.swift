@@ -108,7 +108,7 @@ public struct Handshake: Sendable {
             folder: folder,
             model: model,
             sessionID: sessionID,
-            workspaceID: o["workspace_id"].flatMap { $0.isTruthy ? $0 : nil } ?? .string(sessionID),
+            workspaceID: o["workspace_id"].truthy ?? .string(sessionID),
             extraArgs: extraArgs,
             env: env,
             mcpConfig: mcpConfig,

@@ -63,8 +63,11 @@ actor ClaudeRuntime: AgentRuntime {
     }
 
     private nonisolated func runChild() async {
+        // OAuth preference and refresh (spec §7.1) run before every spawn, on the child's own env.
+        var environment = context.environment
+        await ClaudeAuth.prepare(&environment, options: context.options, logger: context.logger)
         let spec = ChildSpec(
-            arguments: await argv(), environment: context.environment, workingDirectory: context.folder,
+            arguments: await argv(), environment: environment, workingDirectory: context.folder,
             stopGrace: context.options.stopGrace)
         do {
             _ = try await ChildProcess.run(spec) { child in
@@ -232,7 +235,7 @@ actor ClaudeRuntime: AgentRuntime {
         guard let child = await liveChild() else { return }
         autoCompacted = false
         turnOpen = true
-        let content = message.content.flatMap { $0.isNull ? nil : $0 } ?? message.text ?? .null
+        let content = message.content.nonNull ?? message.text ?? .null
         do {
             try await child.write(userLine(content: content, uuid: message["uuid"]?.stringValue))
         } catch {
