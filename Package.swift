@@ -50,7 +50,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
-        .executableTarget(name: "RelayWorker", dependencies: ["RelayWorkerCore", argParser, logging]),
+        .executableTarget(name: "RelayWorker", dependencies: ["RelayWorkerCore", "ChildProcess", argParser, logging]),
 
         // ---- Docker Engine API over libcurl -------------------------------------------------
         .systemLibrary(
@@ -77,7 +77,7 @@ let package = Package(
                 .embedInCode("Console/console.css"),
             ]
         ),
-        .executableTarget(name: "LabCtrl", dependencies: ["LabCtrlCore", argParser, logging]),
+        .executableTarget(name: "LabCtrl", dependencies: ["LabCtrlCore", "ChildProcess", argParser, logging]),
 
         // ---- benchmarks (README: scripts/bench.sh) ----------------------------------------
         .executableTarget(name: "RelayBench", dependencies: [hbWSClient, nioCore, nioPosix, logging, argParser], path: "bench/RelayBench"),

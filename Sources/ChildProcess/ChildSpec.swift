@@ -47,3 +47,17 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+
+extension ChildSpec {
+    /// This process's environment, the base that children start from.
+    public static func currentEnvironment() -> [String: String] {
+        var env: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let s = String(cString: entry)
+            if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+            p += 1
+        }
+        return env
+    }
+}

@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import ArgumentParser
 import LabCtrlCore
@@ -30,7 +31,7 @@ struct LabCtrlCommand: ParsableCommand {
 
     /// The real entry point (async, so not ArgumentParser's `run()`).
     func execute() async throws {
-        let environment = processEnvironment()
+        let environment = ChildSpec.currentEnvironment()
         let config: LabConfig
         do throws(ConfigError) {
             config = try LabConfig.fromEnvironment(environment)
@@ -87,17 +88,6 @@ struct LabCtrlCommand: ParsableCommand {
         line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
         Glibc.exit(2)
     }
-}
-
-func processEnvironment() -> [String: String] {
-    var env: [String: String] = [:]
-    var p = environ
-    while let entry = p.pointee {
-        let s = String(cString: entry)
-        if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
-        p += 1
-    }
-    return env
 }
 
 // Parsing exits by itself for --help and bad flags; everything else happens in `execute()`.

@@ -1,3 +1,4 @@
+import ChildProcess
 import ArgumentParser
 import Hummingbird
 import Logging
@@ -46,7 +47,7 @@ struct ServerOptions: ParsableArguments {
             handler.logLevel = level
             return handler
         }
-        var options = WorkerOptions(baseEnvironment: Self.environment())
+        var options = WorkerOptions(baseEnvironment: ChildSpec.currentEnvironment())
         options.host = host
         options.port = port ?? defaultPort
         if let workspaceRoot {
@@ -85,17 +86,6 @@ struct ServerOptions: ParsableArguments {
             logger.info("relay-worker listening on ws://\(host):\(port)")
         }
         try await app.runService()
-    }
-
-    static func environment() -> [String: String] {
-        var env: [String: String] = [:]
-        var p = environ
-        while let entry = p.pointee {
-            let s = String(cString: entry)
-            if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
-            p += 1
-        }
-        return env
     }
 }
 

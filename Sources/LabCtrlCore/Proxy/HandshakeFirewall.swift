@@ -101,7 +101,7 @@ public struct HandshakeFirewall: Sendable {
                 case .string, .int, .double, .bool: break
                 default: return refuse("Invalid handshake: env value of '\(key)' must be a string, number or boolean", "env")
                 }
-                if let why = Self.envRefusal(key, operatorAllowed: allowedEnv) { return refuse("Invalid handshake: \(why)", "env") }
+                if let why = HandshakeRules.envRefusal(for: key, operatorAllowed: allowedEnv) { return refuse("Invalid handshake: \(why)", "env") }
             }
         }
 
@@ -111,14 +111,14 @@ public struct HandshakeFirewall: Sendable {
             var args: [String] = []
             for item in list {
                 guard let s = item.stringValue else { return refuse("Invalid handshake: extra_args must be a list of strings", "extra_args") }
-                guard !s.isEmpty, s.utf8.allSatisfy(Self.argCharacter) else {
+                guard !s.isEmpty, s.utf8.allSatisfy(HandshakeRules.isArgCharacter) else {
                     return refuse(
                         "Invalid handshake: extra_arg '\(s)' contains disallowed characters. Only alphanumerics, hyphens, underscores, dots, equals, commas, at-signs, and colons are permitted.",
                         "extra_args")
                 }
                 args.append(s)
             }
-            if let bad = Self.refusedArgument(args, allowed: Self.allowedFlags(for: tool)) {
+            if let bad = HandshakeRules.refusedArgument(args, allowed: Self.allowedFlags(for: tool)) {
                 return refuse("Invalid handshake: extra_arg '\(bad)' is not allowed for \(tool)", "extra_args")
             }
         }
@@ -142,58 +142,14 @@ public struct HandshakeFirewall: Sendable {
         return .success(Accepted(object: o, tool: tool, sessionID: sid, folder: folder))
     }
 
-    // ---- the worker's rules, mirrored (Sources/RelayWorkerCore/Policy/EnvPolicy.swift, Adapter.swift) ----
-
-    static let envExact: Set<String> = ["TERM", "SHELL", "LANG", "LC_ALL"]
-    static let envPrefixes = ["CLAUDE_", "CODEX_", "GEMINI_", "GOOGLE_", "ANTHROPIC_", "OPENAI_", "AZURE_", "AWS_", "LAB_"]
-    static let envDangerousSuffixes = [
-        "_BASE_URL", "_API_BASE", "_ENDPOINT", "_HOST", "_URL", "_HOME", "_CONFIG_DIR", "_DIR", "_PROXY", "_CA_CERTS", "_HELPER",
-    ]
-    static let envBlocked: Set<String> = [
-        "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "LD_DEBUG", "DYLD_INSERT_LIBRARIES", "DYLD_LIBRARY_PATH", "PYTHONPATH",
-        "PYTHONSTARTUP", "BASH_ENV", "ENV", "CDPATH", "NODE_OPTIONS", "PATH", "HOME",
-    ]
-
-    /// Why `key` may not be set from a handshake, or nil.
-    public static func envRefusal(_ key: String, operatorAllowed: Set<String>) -> String? {
-        if operatorAllowed.contains(key) { return nil }
-        if envBlocked.contains(key) { return "env key '\(key)' is not allowed" }
-        if key.hasPrefix("AI_RELAY_") { return "env key '\(key)' is reserved for the operator" }
-        if envDangerousSuffixes.contains(where: { key.hasSuffix($0) }) { return "env key '\(key)' could redirect the agent and is not allowed" }
-        if envExact.contains(key) || envPrefixes.contains(where: { key.hasPrefix($0) }) { return nil }
-        return "env key '\(key)' is not on the allow-list"
-    }
+    // ---- the worker's rules (RelayProtocol.HandshakeRules), so both layers agree ----
 
     /// `extra_args` flags per tool; nil = any flag passing the character check (PTY tools).
     static func allowedFlags(for tool: String) -> Set<String>? {
         switch tool {
-        case "claude", "claude-code", "kimi": ["--max-turns", "--fallback-model", "--disallowedTools", "--disallowed-tools"]
+        case "claude", "claude-code", "kimi": HandshakeRules.claudeFlags
         case "generic": nil
         default: []
         }
-    }
-
-    static func argCharacter(_ c: UInt8) -> Bool {
-        (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
-            || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
-            || c == UInt8(ascii: ".") || c == UInt8(ascii: "=") || c == UInt8(ascii: ",") || c == UInt8(ascii: "@")
-            || c == UInt8(ascii: ":")
-    }
-
-    /// A flag must be listed (by its name before `=`); a bare value only right after a listed flag.
-    static func refusedArgument(_ args: [String], allowed: Set<String>?) -> String? {
-        guard let allowed else { return nil }
-        var previousWasFlag = false
-        for arg in args {
-            if arg.hasPrefix("-") {
-                let name = String(arg.split(separator: "=", maxSplits: 1).first ?? "")
-                guard allowed.contains(name) else { return arg }
-                previousWasFlag = !arg.contains("=")
-            } else {
-                guard previousWasFlag else { return arg }
-                previousWasFlag = false
-            }
-        }
-        return nil
     }
 }

@@ -56,22 +56,4 @@ public struct AdapterRegistry: Sendable {
     }
 
     public func adapter(for tool: String) -> (any Adapter)? { adapters[tool] }
-
-    /// Checks `extra_args` against the adapter's flag list: a flag must be listed (by its name before
-    /// `=`); a bare value is accepted only right after a listed flag.
-    static func refusedArgument(_ args: [String], allowed: Set<String>?) -> String? {
-        guard let allowed else { return nil }
-        var previousWasFlag = false
-        for arg in args {
-            if arg.hasPrefix("-") {
-                let name = String(arg.split(separator: "=", maxSplits: 1).first ?? "")
-                guard allowed.contains(name) else { return arg }
-                previousWasFlag = !arg.contains("=")
-            } else {
-                guard previousWasFlag else { return arg }
-                previousWasFlag = false
-            }
-        }
-        return nil
-    }
 }

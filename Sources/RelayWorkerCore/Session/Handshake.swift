@@ -21,18 +21,6 @@ public struct Handshake: Sendable {
         public let reason: String
     }
 
-    static func argPattern(_ c: UInt8) -> Bool {
-        switch c {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        case UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "="), UInt8(ascii: ","),
-            UInt8(ascii: "@"), UInt8(ascii: ":"):
-            return true
-        default: return false
-        }
-    }
-
     /// Parses the first frame's text. Errors carry the reference's wording where it has one.
     public static func parse(_ text: String, newSessionID: () -> String) throws(Invalid) -> Handshake {
         let value: JSON
@@ -72,7 +60,7 @@ public struct Handshake: Sendable {
             guard let list = v.arrayValue else { throw Invalid(reason: "Invalid handshake: extra_args must be a list of strings") }
             for item in list {
                 guard let arg = item.stringValue else { throw Invalid(reason: "Invalid handshake: extra_args must be a list of strings") }
-                guard !arg.isEmpty, arg.utf8.allSatisfy(argPattern) else {
+                guard !arg.isEmpty, arg.utf8.allSatisfy(HandshakeRules.isArgCharacter) else {
                     throw Invalid(
                         reason: "Invalid handshake: extra_arg '\(arg)' contains disallowed characters. Only alphanumerics, hyphens, underscores, dots, equals, commas, at-signs, and colons are permitted."
                     )

@@ -142,11 +142,11 @@ struct Session {
         guard let adapter = registry.adapter(for: handshake.tool) else {
             return .failure(Refusal(message: "Invalid handshake: unknown tool '\(handshake.toolAsSent)'"))
         }
-        if let arg = AdapterRegistry.refusedArgument(handshake.extraArgs, allowed: adapter.allowedFlags) {
+        if let arg = HandshakeRules.refusedArgument(handshake.extraArgs, allowed: adapter.allowedFlags) {
             return .failure(Refusal(message: "Invalid handshake: extra_arg '\(arg)' is not allowed for \(handshake.tool)"))
         }
         for key in handshake.env.keys.sorted() {
-            if let why = EnvPolicy.refusal(for: key, operatorAllowed: options.allowedEnv) {
+            if let why = HandshakeRules.envRefusal(for: key, operatorAllowed: options.allowedEnv) {
                 return .failure(Refusal(message: "Invalid handshake: \(why)"))
             }
         }

@@ -18,8 +18,7 @@ struct ClaudeAdapter: Adapter {
         return argv + handshake.extraArgs
     }
 
-    /// Flags that cannot widen what the agent may do (no permission bypass, no extra dirs or config).
-    var allowedFlags: Set<String>? { ["--max-turns", "--fallback-model", "--disallowedTools", "--disallowed-tools"] }
+    var allowedFlags: Set<String>? { HandshakeRules.claudeFlags }
 
     func prepare(environment: inout [String: String], handshake: Handshake, options: WorkerOptions) {
         guard flavor == .kimi else { return }
