@@ -10,6 +10,11 @@ let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let argParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let hbCore = Target.Dependency.product(name: "HummingbirdCore", package: "hummingbird")
+let nioWS = Target.Dependency.product(name: "NIOWebSocket", package: "swift-nio")
+let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
+let httpTypes = Target.Dependency.product(name: "HTTPTypes", package: "swift-http-types")
+let jwt = Target.Dependency.product(name: "JWTKit", package: "jwt-kit")
 
 let package = Package(
     name: "lab",
@@ -29,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
@@ -65,9 +71,8 @@ let package = Package(
         .target(
             name: "LabCtrlCore",
             dependencies: [
-                "RelayProtocol", "ChildProcess", "DockerClient", hb, hbWS, hbWSClient, nioCore, nioPosix, logging,
-                lifecycle,
-                .product(name: "JWTKit", package: "jwt-kit"),
+                "RelayProtocol", "ChildProcess", "DockerClient", hb, hbCore, hbWS, hbWSClient, nioCore, nioPosix,
+                nioWS, nioHTTP1, httpTypes, logging, lifecycle, jwt,
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -86,6 +91,6 @@ let package = Package(
         // ---- tests ------------------------------------------------------------------------
         .testTarget(name: "RelayWorkerTests", dependencies: ["RelayWorkerCore", "RelayProtocol", "ChildProcess"]),
         .testTarget(name: "DockerClientTests", dependencies: ["DockerClient"]),
-        .testTarget(name: "LabCtrlTests", dependencies: ["LabCtrlCore", "RelayProtocol"]),
+        .testTarget(name: "LabCtrlTests", dependencies: ["LabCtrlCore", "RelayProtocol", jwt, httpTypes, hbCore, nioWS]),
     ]
 )

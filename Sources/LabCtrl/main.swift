@@ -44,11 +44,11 @@ struct LabCtrlCommand: ParsableCommand {
         }
         LoggingSystem.bootstrap { label in
             switch config.logFormat {
-            case .json: return JSONLogHandler(label: label, level: config.logLevel)
+            case .json: return QuietRefusalsLogHandler(JSONLogHandler(label: label, level: config.logLevel))
             case .text:
                 var h = StreamLogHandler.standardError(label: label)
                 h.logLevel = config.logLevel
-                return h
+                return QuietRefusalsLogHandler(h)
             }
         }
         let logger = Logger(label: "labctrl")

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOWebSocket
 import RelayProtocol
 import Testing
 
@@ -67,5 +68,35 @@ import Testing
         c.allowedEnv = ["A", "B"]
         c.allowMCPConfig = true
         #expect(LabController.workerArguments(c) == ["--allow-env", "A", "--allow-env", "B", "--allow-mcp-config"])
+    }
+}
+
+@Suite struct WireFramesTests {
+    @Test func unmaskMatchesNIO() {
+        let key: WebSocketMaskingKey = [0x12, 0x34, 0x56, 0x78]
+        for n in [0, 1, 3, 7, 8, 9, 15, 16, 17, 100, 1027] {
+            let plain = ByteBuffer(bytes: (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+            var masked = plain
+            masked.webSocketMask(key)
+            #expect(WireFrames.unmask(masked, key: key) == plain, "length \(n)")
+            let frame = WebSocketFrame(fin: true, opcode: .text, maskKey: key, data: masked)
+            #expect(frame.unmaskedData == plain)
+        }
+    }
+
+    @Test func maskedHeaders() {
+        let key: WebSocketMaskingKey = [1, 2, 3, 4]
+        #expect(Array(WireFrames.maskedHeader(fin: true, opcode: .text, length: 5, key: key).readableBytesView) == [0x81, 0x85, 1, 2, 3, 4])
+        #expect(Array(WireFrames.maskedHeader(fin: false, opcode: .binary, length: 300, key: key).readableBytesView) == [0x02, 0xFE, 0x01, 0x2C, 1, 2, 3, 4])
+        #expect(Array(WireFrames.maskedHeader(fin: true, opcode: .continuation, length: 70000, key: key).readableBytesView)
+            == [0x80, 0xFF, 0, 0, 0, 0, 0, 0x01, 0x11, 0x70, 1, 2, 3, 4])
+    }
+
+    @Test func substringSearch() {
+        #expect(FrameInspector.contains(ByteBuffer(string: #"{"a":1,"type":"permission_response"}"#), "permission_response"))
+        #expect(FrameInspector.contains(ByteBuffer(string: "pppping"), "ping"))
+        #expect(!FrameInspector.contains(ByteBuffer(string: "pin"), "ping"))
+        #expect(!FrameInspector.contains(ByteBuffer(string: ""), "ping"))
+        #expect(FrameInspector.contains(ByteBuffer(string: "ping"), "ping"))
     }
 }

@@ -81,3 +81,15 @@ import Testing
         #expect(a.busySince == nil)
     }
 }
+
+@Suite struct BusyEndTests {
+    @Test func theEndOfATurnCountsAsActivity() {
+        let t0 = ContinuousClock.now
+        var a = ConnectionActivity(now: t0)
+        a.clientFrame(.other, now: t0 + .seconds(1))
+        a.workerEvent("input_ack", ackText: "long job", now: t0 + .seconds(1))
+        a.workerEvent("response", now: t0 + .seconds(600))
+        #expect(a.lastUserFrame == t0 + .seconds(1))
+        #expect(a.lastActivity == t0 + .seconds(600))
+    }
+}

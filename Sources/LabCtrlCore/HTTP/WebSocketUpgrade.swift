@@ -54,6 +54,8 @@ enum WebSocketUpgrade {
                 return channel.writeAndFlush(HTTPServerResponsePart.end(nil))
             }.get()
         } catch {}
-        try? await channel.close()
+        // Half-close: the framework then finds the upgrade refused and ends quietly (a full close makes it
+        // log the refused upgrade as an error).
+        try? await channel.close(mode: .output)
     }
 }

@@ -9,8 +9,21 @@ public struct ConnectionActivity: Sendable {
     public private(set) var lastUserFrame: Instant
     public private(set) var turnStartedAt: Instant?
     public private(set) var pending: [String: Instant] = [:]
+    /// When the session last stopped being busy: the end of a turn counts as activity (the user reads the
+    /// answer), so the idle clock starts there and not at the prompt that began the turn.
+    public private(set) var lastBusyEnd: Instant
 
-    public init(now: Instant) { lastUserFrame = now }
+    public init(now: Instant) {
+        lastUserFrame = now
+        lastBusyEnd = now
+    }
+
+    /// The later of the last user frame and the end of the last busy period.
+    public var lastActivity: Instant { max(lastUserFrame, lastBusyEnd) }
+
+    private mutating func busyMayHaveEnded(_ now: Instant) {
+        if busySince == nil { lastBusyEnd = max(lastBusyEnd, now) }
+    }
 
     /// What a client frame is, as far as activity goes.
     public enum ClientFrame: Sendable, Equatable {
@@ -41,7 +54,10 @@ public struct ConnectionActivity: Sendable {
             return nil
         case .permissionResponse(let key):
             lastUserFrame = now
-            if let key, let since = pending.removeValue(forKey: key) { return .permissionResolved(waited: now - since) }
+            if let key, let since = pending.removeValue(forKey: key) {
+                busyMayHaveEnded(now)
+                return .permissionResolved(waited: now - since)
+            }
             return nil
         case .other:
             lastUserFrame = now
@@ -63,11 +79,15 @@ public struct ConnectionActivity: Sendable {
             }
             return nil
         case "response", "error":
-            turnStartedAt = nil
+            if turnStartedAt != nil {
+                turnStartedAt = nil
+                busyMayHaveEnded(now)
+            }
             return nil
         case "session_end":
             turnStartedAt = nil
             pending.removeAll()
+            busyMayHaveEnded(now)
             return nil
         case "permission_request":
             guard let requestKey else { return nil }
@@ -77,7 +97,10 @@ public struct ConnectionActivity: Sendable {
             }
             return nil
         case "permission_cancelled":
-            if let requestKey, let since = pending.removeValue(forKey: requestKey) { return .permissionResolved(waited: now - since) }
+            if let requestKey, let since = pending.removeValue(forKey: requestKey) {
+                busyMayHaveEnded(now)
+                return .permissionResolved(waited: now - since)
+            }
             return nil
         default:
             return nil

@@ -170,7 +170,7 @@ public actor WorkerHub {
         guard var entry = entries[connection.user], entry.connections.removeValue(forKey: connection.id) != nil else { return }
         metrics.connections.decrement()
         let a = connection.activity
-        entry.lastActivity = max(entry.lastActivity, a.busySince == nil ? a.lastUserFrame : clock.now)
+        entry.lastActivity = max(entry.lastActivity, a.busySince == nil ? a.lastActivity : clock.now)
         entries[connection.user] = entry
     }
 
@@ -285,7 +285,7 @@ public actor WorkerHub {
             var busy: Instant?
             for c in entry.connections.values {
                 let a = c.activity
-                last = max(last, a.lastUserFrame)
+                last = max(last, a.lastActivity)
                 if let b = a.busySince, busy == nil || b < busy! { busy = b }
             }
             let facts = ReaperPolicy.Facts(lastActivity: last, busySince: busy, connections: entry.connections.count, warning: entry.warning)
@@ -350,7 +350,7 @@ public actor WorkerHub {
             var busy = false
             for c in e.connections.values {
                 let a = c.activity
-                last = max(last, a.lastUserFrame)
+                last = max(last, a.lastActivity)
                 if a.busySince != nil { busy = true }
             }
             let idle = busy ? 0 : (now - last).secondsDouble

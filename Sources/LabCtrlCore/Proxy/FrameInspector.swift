@@ -1,6 +1,12 @@
 import NIOCore
 import RelayProtocol
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// Cheap looks into relay frames for activity tracking, without decoding every frame.
 ///
 /// Worker events start with their `type` (`{"type": "…"` in the reference, `{"type":"…"` in ours), so a
@@ -38,19 +44,17 @@ enum FrameInspector {
     /// Whether the buffer contains `needle` (used to decide if a client frame is worth parsing).
     static func contains(_ buffer: ByteBuffer, _ needle: StaticString) -> Bool {
         buffer.withUnsafeReadableBytes { raw in
-            let hay = raw.bindMemory(to: UInt8.self)
-            let pat = UnsafeBufferPointer(start: needle.utf8Start, count: needle.utf8CodeUnitCount)
-            guard pat.count > 0, hay.count >= pat.count else { return false }
-            let first = pat[0]
-            var i = 0
-            let last = hay.count - pat.count
-            while i <= last {
-                if hay[i] == first {
-                    var j = 1
-                    while j < pat.count, hay[i + j] == pat[j] { j += 1 }
-                    if j == pat.count { return true }
-                }
-                i += 1
+            let m = needle.utf8CodeUnitCount
+            guard m > 0, raw.count >= m, let base = raw.baseAddress else { return false }
+            let first = Int32(needle.utf8Start[0])
+            var offset = 0
+            let lastStart = raw.count - m
+            // memchr for the first byte, memcmp for the rest: both vectorised in libc.
+            while offset <= lastStart {
+                guard let hit = memchr(base + offset, first, lastStart - offset + 1) else { return false }
+                let at = base.distance(to: UnsafeRawPointer(hit))
+                if memcmp(base + at, needle.utf8Start, m) == 0 { return true }
+                offset = at + 1
             }
             return false
         }

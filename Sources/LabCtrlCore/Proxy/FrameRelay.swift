@@ -38,6 +38,8 @@ final class FrameRelay: @unchecked Sendable {
     private var handshakePromise: EventLoopPromise<ProxySession.FirstMessage>
     private var handshakeDone = false
     private var upstream: (any Channel)?
+    /// Below the worker channel's frame encoder: where ready-made frame bytes are written.
+    private var rawWriter: ChannelHandlerContext?
     private var connection: ClientConnection?
     private var hub: WorkerHub?
     /// The client's close code and reason, when it sent one.
@@ -161,7 +163,7 @@ final class FrameRelay: @unchecked Sendable {
         bytes.reserveCapacity(total)
         for _ in 0..<count {
             let f = queued.removeFirst()
-            bytes.append(contentsOf: f.data.readableBytesView)
+            bytes.append(contentsOf: Self.plain(f).readableBytesView)
         }
         queuedBytes -= total
         handshakeDone = true
@@ -183,17 +185,33 @@ final class FrameRelay: @unchecked Sendable {
     private func forwardToWorker(_ frame: WebSocketFrame) {
         guard let upstream else { return }
         if let connection {
-            let (change, cancelled) = connection.clientFrame(ProxySession.classifyClient(frame), now: .now)
+            // Only small text frames can be keep-alives or permission answers: only those are read.
+            let kind: ConnectionActivity.ClientFrame =
+                frame.opcode == .text && frame.fin && frame.data.readableBytes <= 16 * 1024
+                ? ProxySession.classifyClient(Self.plain(frame)) : .other
+            let (change, cancelled) = connection.clientFrame(kind, now: .now)
             if cancelled, let hub { Task { await hub.cancelWarning(connection.user) } }
             if case .permissionResolved(let waited)? = change { metrics.permissionResolved(tool: connection.tool, waited: waited) }
         }
         metrics.framesToWorker.increment()
         metrics.bytesToWorker.increment(by: Int64(frame.data.readableBytes))
-        upstream.write(WebSocketFrame(fin: frame.fin, opcode: frame.opcode, maskKey: .random(), data: frame.data), promise: nil)
+        if let key = frame.maskKey, let rawWriter {
+            let header = WireFrames.maskedHeader(fin: frame.fin, opcode: frame.opcode, length: frame.data.readableBytes, key: key)
+            rawWriter.write(NIOAny(header), promise: nil)
+            rawWriter.write(NIOAny(frame.data), promise: nil)
+        } else {
+            upstream.write(WebSocketFrame(fin: frame.fin, opcode: frame.opcode, maskKey: .random(), data: Self.plain(frame)), promise: nil)
+        }
         if !upstream.isWritable, !readingPaused {
             readingPaused = true
             client.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
         }
+    }
+
+    /// The payload in clear.
+    static func plain(_ frame: WebSocketFrame) -> ByteBuffer {
+        guard let key = frame.maskKey else { return frame.data }
+        return WireFrames.unmask(frame.data, key: key)
     }
 
     fileprivate func clientReadComplete() {
@@ -215,6 +233,7 @@ final class FrameRelay: @unchecked Sendable {
                 return
             }
             self.upstream = upstream
+            self.rawWriter = try? upstream.pipeline.syncOperations.context(handlerType: RawWriteHandler.self)
             self.connection = connection
             self.hub = hub
             self.mode = .live
@@ -298,6 +317,7 @@ final class FrameRelay: @unchecked Sendable {
             }
             self.finish(.lost("session ended"))
             self.upstream?.close(promise: nil)
+            self.rawWriter = nil
             self.queued.removeAll()
         }
     }
@@ -365,7 +385,7 @@ final class ClientSideHandler: ChannelInboundHandler, RemovableChannelHandler {
         let frame = unwrapInboundIn(data)
         switch frame.opcode {
         case .text, .binary, .continuation:
-            relay.clientData(WebSocketFrame(fin: frame.fin, opcode: frame.opcode, data: frame.unmaskedData))
+            relay.clientData(frame)  // still masked: forwarded as is, unmasked only where it must be read
         case .connectionClose:
             var payload = frame.unmaskedData
             let code = payload.readInteger(as: UInt16.self).map { WebSocketErrorCode(codeNumber: Int($0)) }

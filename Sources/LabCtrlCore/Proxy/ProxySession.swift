@@ -213,9 +213,7 @@ enum ProxySession {
 
     /// What a client frame means for activity: keep-alives are not activity; permission answers resolve
     /// a pending prompt.
-    static func classifyClient(_ frame: WebSocketFrame) -> ConnectionActivity.ClientFrame {
-        guard frame.opcode == .text, frame.fin else { return .other }
-        let data = frame.data
+    static func classifyClient(_ data: ByteBuffer) -> ConnectionActivity.ClientFrame {
         if data.readableBytes <= 256, FrameInspector.contains(data, "ping") || FrameInspector.contains(data, "pong") {
             if let t = FrameInspector.object(data)?["type"]?.stringValue, t == "ping" || t == "pong" { return .keepalive }
         }

@@ -31,6 +31,7 @@ enum UpstreamConnector {
                         upgradePipelineHandler: { channel, _ in
                             channel.eventLoop.makeCompletedFuture {
                                 try channel.pipeline.syncOperations.addHandler(UpstreamSideHandler(relay: relay))
+                                try channel.pipeline.syncOperations.addHandler(RawWriteHandler(), position: .first)
                                 return Outcome.upgraded(channel)
                             }
                         })
