@@ -57,25 +57,9 @@ actor CodexRuntime: AgentRuntime {
         do {
             let (_, status) = try await ChildProcess.run(spec) { child in
                 await self.attach(child)
-                try await withThrowingTaskGroup(of: Bool.self) { group in
-                    group.addTask {
-                        await self.readStdout(child)
-                        return true
-                    }
-                    group.addTask {
-                        await ChildLines.pumpStderr(of: child, to: self.context.sink)
-                        return false
-                    }
+                try await ChildLines.drive(child, sink: self.context.sink, readStdout: { await self.readStdout(child) }) {
                     try await self.startSequence()
                     await self.setReady(true)
-                    while let stdoutEnded = try await group.next(), !stdoutEnded {}
-                    // stdout is gone; let stderr deliver its last lines, briefly.
-                    group.addTask {
-                        try? await Task.sleep(for: .milliseconds(300))
-                        return false
-                    }
-                    _ = try await group.next()
-                    group.cancelAll()
                 }
             }
             await setReady(false)

@@ -101,24 +101,9 @@ actor GeminiRuntime: AgentRuntime {
         do {
             let (_, status) = try await ChildProcess.run(spec) { child in
                 await self.attach(child)
-                try await withThrowingTaskGroup(of: Bool.self) { group in
-                    group.addTask {
-                        await self.readStdout(child)
-                        return true
-                    }
-                    group.addTask {
-                        await ChildLines.pumpStderr(of: child, to: self.context.sink)
-                        return false
-                    }
+                try await ChildLines.drive(child, sink: self.context.sink, readStdout: { await self.readStdout(child) }) {
                     try await self.setUp()
                     await self.setLive(true)
-                    while let stdoutEnded = try await group.next(), !stdoutEnded {}
-                    group.addTask {
-                        try? await Task.sleep(for: .milliseconds(300))
-                        return false
-                    }
-                    _ = try await group.next()
-                    group.cancelAll()
                 }
             }
             await detach()

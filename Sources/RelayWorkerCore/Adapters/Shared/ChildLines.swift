@@ -6,6 +6,32 @@ import RelayProtocol
 /// line on stdout, free text on stderr. Each line is handled before the next chunk is read, so a slow
 /// client slows the child down instead of filling memory.
 enum ChildLines {
+    /// Drives a JSON-RPC child: its stdout reader and stderr pump run while `start` does the protocol
+    /// handshake (which needs the reader); returns when stdout ends, giving stderr 300 ms to finish.
+    static func drive(
+        _ child: RunningChild, sink: EventSink, readStdout: @escaping @Sendable () async -> Void,
+        start: () async throws -> Void
+    ) async throws {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await readStdout()
+                return true
+            }
+            group.addTask {
+                await pumpStderr(of: child, to: sink)
+                return false
+            }
+            try await start()
+            while let stdoutEnded = try await group.next(), !stdoutEnded {}
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(300))
+                return false
+            }
+            _ = try await group.next()
+            group.cancelAll()
+        }
+    }
+
     /// Calls `body` for every stdout line until EOF (or cancellation). A line over the cap is skipped
     /// and reported through `overflow`.
     static func forEachLine(
