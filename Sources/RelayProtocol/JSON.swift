@@ -56,6 +56,17 @@ public enum JSON: Sendable, Equatable {
 
     public var isNull: Bool { self == .null }
 
+    /// A request id as a lookup key: strings as they are, whole numbers in decimal (so JSON-RPC id 0
+    /// and "0" meet); nil for anything else.
+    public var idKey: String? {
+        switch self {
+        case .string(let s): return s
+        case .int(let i): return String(i)
+        case .double(let d) where d.rounded() == d && abs(d) < 9e15: return String(Int64(d))
+        default: return nil
+        }
+    }
+
     /// Python truthiness, which the reference uses for "present" checks.
     public var isTruthy: Bool {
         switch self {

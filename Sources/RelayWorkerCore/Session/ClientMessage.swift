@@ -62,12 +62,8 @@ public struct ClientMessage: Sendable {
 
     /// A permission answer's id, which may be a string or an integer (0 included).
     public var requestID: String? {
-        switch object["request_id"] ?? object["id"] {
-        case .string(let s)? where !s.isEmpty: return s
-        case .int(let i)?: return String(i)
-        case .double(let d)? where d.rounded() == d: return String(Int64(d))
-        default: return nil
-        }
+        guard let key = (object["request_id"] ?? object["id"])?.idKey, !key.isEmpty else { return nil }
+        return key
     }
 }
 

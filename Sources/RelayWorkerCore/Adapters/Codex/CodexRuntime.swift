@@ -179,15 +179,6 @@ actor CodexRuntime: AgentRuntime {
         }
     }
 
-    static func key(of id: JSON) -> String? {
-        switch id {
-        case .string(let s): return s
-        case .int(let i): return String(i)
-        case .double(let d) where d.rounded() == d: return String(Int64(d))
-        default: return nil
-        }
-    }
-
     // MARK: reading
 
     private nonisolated func readStdout(_ child: RunningChild) async {
@@ -211,11 +202,11 @@ actor CodexRuntime: AgentRuntime {
         let id = message["id"].nonNull
         let params = message["params"].truthy ?? .object(JSONObject())
         if let id, method == nil, message.objectValue!.has("result") || message.objectValue!.has("error") {
-            if let key = Self.key(of: id) { calls.resolve(key, message) }
+            if let key = id.idKey { calls.resolve(key, message) }
             return
         }
         if let id, let method {
-            let key = Self.key(of: id) ?? id.encodedString()
+            let key = id.idKey ?? id.encodedString()
             serverRequests[key] = (id, method)
             await sink.send(CodexEventMapper.requestEvent(key: key, method: method, params: params, raw: raw))
             return
@@ -231,7 +222,7 @@ actor CodexRuntime: AgentRuntime {
             let done = Self.id(of: params["turn"])
             if done == nil || done == turnID { turnID = nil }
         case "serverRequest/resolved":
-            if let key = params["requestId"].flatMap(Self.key(of:)), serverRequests.removeValue(forKey: key) != nil {
+            if let key = params["requestId"].flatMap(\.idKey), serverRequests.removeValue(forKey: key) != nil {
                 await sink.send(
                     RelayEvent(
                         "permission_cancelled", metadata: ["method": .string(method)], requestID: .string(key), raw: raw))

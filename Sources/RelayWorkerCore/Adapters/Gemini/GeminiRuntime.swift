@@ -246,15 +246,6 @@ actor GeminiRuntime: AgentRuntime {
         try? await child.write(line.encoded() + [0x0A])
     }
 
-    static func key(of id: JSON) -> String? {
-        switch id {
-        case .string(let s): return s
-        case .int(let i): return String(i)
-        case .double(let d) where d.rounded() == d: return String(Int64(d))
-        default: return nil
-        }
-    }
-
     // MARK: reading
 
     private nonisolated func readStdout(_ child: RunningChild) async {
@@ -283,7 +274,7 @@ actor GeminiRuntime: AgentRuntime {
                 for event in GeminiEventMapper.events(forUpdate: update) { await sink.send(event) }
             case "session/request_permission":
                 let id = message["id"] ?? .null
-                if let key = Self.key(of: id) {
+                if let key = id.idKey {
                     permissions[key] = (id, params["options"]?.arrayValue ?? [])
                 }
                 await sink.send(GeminiEventMapper.permissionEvent(id: id, params: params, raw: message))
@@ -300,7 +291,7 @@ actor GeminiRuntime: AgentRuntime {
         } else if let update = message["update"] {
             for event in GeminiEventMapper.events(forUpdate: update) { await sink.send(event) }
         } else if let id = message["id"] {
-            if let key = Self.key(of: id) { calls.resolve(key, message) }
+            if let key = id.idKey { calls.resolve(key, message) }
         } else {
             await sink.send(RelayEvent("stdout", text: text))
         }
