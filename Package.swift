@@ -41,22 +41,28 @@ let package = Package(
         // ---- shared pieces -------------------------------------------------------------
         // Wire types shared by worker and controller: JSON values, the event envelope, the handshake.
         .target(name: "RelayProtocol"),
+        // The HTTP/1 + WebSocket child channel of worker and controller: refusals with their real status,
+        // session handlers installed before the first frame.
+        .target(name: "WebSocketServerChannel", dependencies: [hbCore, hbWS, nioCore, nioHTTP1, nioWS, httpTypes, logging]),
         // C helpers: spawn a child in its own session (pipes or a PTY); Swift cannot fork safely.
         .target(name: "CSpawn"),
         // Child processes with async pipes/PTY, process-group kill and one reaper thread.
         .target(name: "ChildProcess", dependencies: ["CSpawn", nioCore, nioPosix]),
+        // The one timeout helper (worker and controller).
+        .target(name: "Deadline"),
 
         // ---- worker: WebSocket server → session → adapter → CLI ---------------------------
         .target(
             name: "RelayWorkerCore",
             dependencies: [
-                "RelayProtocol", "ChildProcess", hb, hbWS, nioCore, nioPosix, logging, lifecycle,
+                "RelayProtocol", "ChildProcess", "WebSocketServerChannel", "Deadline", hb, hbCore, hbWS, nioCore, nioPosix, nioHTTP1, logging, lifecycle,
+                httpTypes,
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 // Cortex (HTTP + SSE) and the OAuth refreshes of the auth helpers.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
-        .executableTarget(name: "RelayWorker", dependencies: ["RelayWorkerCore", "ChildProcess", argParser, logging]),
+        .executableTarget(name: "RelayWorker", dependencies: ["RelayWorkerCore", "ChildProcess", argParser, logging, nioCore, nioPosix]),
 
         // ---- Docker Engine API over libcurl -------------------------------------------------
         .systemLibrary(
@@ -71,7 +77,7 @@ let package = Package(
         .target(
             name: "LabCtrlCore",
             dependencies: [
-                "RelayProtocol", "ChildProcess", "DockerClient", hb, hbCore, hbWS, hbWSClient, nioCore, nioPosix,
+                "RelayProtocol", "ChildProcess", "DockerClient", "WebSocketServerChannel", "Deadline", hb, hbCore, hbWS, hbWSClient, nioCore, nioPosix,
                 nioWS, nioHTTP1, httpTypes, logging, lifecycle, jwt,
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -89,8 +95,31 @@ let package = Package(
         .executableTarget(name: "DockerBench", dependencies: ["DockerClient", argParser], path: "bench/DockerBench"),
 
         // ---- tests ------------------------------------------------------------------------
+        .testTarget(name: "RelayProtocolTests", dependencies: ["RelayProtocol"]),
+        .testTarget(name: "ChildProcessTests", dependencies: ["ChildProcess", nioCore]),
+        .testTarget(name: "DeadlineTests", dependencies: ["Deadline"]),
         .testTarget(name: "RelayWorkerTests", dependencies: ["RelayWorkerCore", "RelayProtocol", "ChildProcess"]),
         .testTarget(name: "DockerClientTests", dependencies: ["DockerClient"]),
-        .testTarget(name: "LabCtrlTests", dependencies: ["LabCtrlCore", "RelayProtocol", jwt, httpTypes, hbCore, nioWS]),
+        .testTarget(
+            name: "WebSocketServerChannelTests", dependencies: ["WebSocketServerChannel", hb, hbCore, nioCore, nioPosix, nioWS, httpTypes, logging]),
+        .testTarget(name: "LabCtrlTests", dependencies: ["LabCtrlCore", "RelayProtocol", jwt, httpTypes, hbCore, nioWS, lifecycle]),
     ]
 )
+
+// ---- fuzzing (scripts/fuzz.sh) --------------------------------------------------------
+// libFuzzer targets, only in the manifest when LAB_FUZZ=1: they link libFuzzer's driver, which exists
+// only with `-sanitize=fuzzer`, and the normal build should not pay for them.
+if Context.environment["LAB_FUZZ"] == "1" {
+    let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+        ("FuzzJSON", ["RelayProtocol"]),
+        ("FuzzHandshake", ["RelayWorkerCore", "RelayProtocol"]),
+        ("FuzzClientMessage", ["RelayWorkerCore", "RelayProtocol"]),
+        ("FuzzFrameInspector", ["LabCtrlCore", "RelayProtocol", nioCore]),
+        ("FuzzTokensFile", ["LabCtrlCore"]),
+        ("FuzzCredentials", ["LabCtrlCore", hbCore, httpTypes]),
+    ]
+    package.targets.append(.target(name: "FuzzDriver", path: "Fuzz/FuzzDriver"))
+    for t in fuzzTargets {
+        package.targets.append(.executableTarget(name: t.name, dependencies: t.dependencies + ["FuzzDriver"], path: "Fuzz/\(t.name)"))
+    }
+}

@@ -159,7 +159,7 @@ async def single_mode_benchmarks(args, work: Path, results: dict) -> None:
         "LAB_MODE": "single", "LAB_WORKSPACE_ROOT": str(work / "ws"), "LAB_TOKENS_FILE": str(tokens),
         "LAB_ADMIN_TOKEN": ls.ADMIN_TOKEN, "LAB_WORKER_BINARY": args.worker, "LAB_LOG_LEVEL": "warning",
         "LAB_WORKER_ENV_FILE": str(env_file),
-        "LAB_IDLE_TIMEOUT_SECS": "3600",
+        "LAB_IDLE_TIMEOUT_SECS": "3600", "LAB_SINGLE_SHARED_ACCOUNT": "true", "LAB_MAX_CONNECTIONS_PER_USER": "0", "LAB_MAX_CONNECTIONS": "0",
     }
     lab = ls.LabCtrl(env=env, workdir=work / "single")
     os.environ["LABCTRL_BIN"] = args.labctrl

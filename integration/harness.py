@@ -153,7 +153,7 @@ class RelayProcess:
                 cmd += ["--workspace-root", str(self.workspace_root)]
             return cmd + list(self.worker_args)
         if self.workspace_root is not None:
-            # `ai-relay serve` has no --workspace-root; the library constructor has (spec §1.1).
+            # `ai-relay serve` has no --workspace-root; the library constructor has.
             return [str(venv_python()), "-c", _REFERENCE_WITH_ROOT, "127.0.0.1", str(port), str(self.workspace_root)]
         return [str(ai_relay_bin()), "serve", "--host", "127.0.0.1", "--port", str(port)]
 
@@ -251,11 +251,11 @@ class WSClient:
     """
 
     def __init__(self, url: str, relay: Optional[RelayProcess] = None, compression: Optional[str] = None,
-                 open_timeout: float = 10.0) -> None:
+                 open_timeout: float = 10.0, headers: Optional[dict[str, str]] = None) -> None:
         self.relay = relay
         self.ws = ws_connect(url, open_timeout=open_timeout, close_timeout=5, max_size=None,
                              compression=compression, proxy=None, ping_interval=None,
-                             legacy=True)
+                             legacy=True, additional_headers=headers)
         self.events: list[dict[str, Any]] = []
         self.closed = False
         self.close_code: Optional[int] = None
@@ -299,6 +299,11 @@ class WSClient:
         self.closed = True
         self.close_code = self.ws.close_code
         self.close_reason = self.ws.close_reason
+
+    def forget_received(self) -> None:
+        """Later waits match only events that arrive from now on (this socket is shared by several tests)."""
+        for ev in self.events:
+            ev["_consumed"] = True
 
     def wait_for(self, pred: Callable[[dict[str, Any]], bool], timeout: float = 30.0, what: str = "") -> dict[str, Any]:
         # Events already received (e.g. while waiting for something else) count too.
@@ -431,8 +436,9 @@ def which(name: str, path_dirs: list[Path]) -> Optional[str]:
 
 
 def xfail_on_reference(reason: str):
-    """Known behaviour of ai-relay 0.4.46 that relay-worker deliberately does differently
-    (WORKER_DIFFERENCES / spec §11): expected to fail only when IMPL=reference."""
+    """Known behaviour of ai-relay 0.4.46 that relay-worker deliberately does differently (README:
+    "Deliberate differences from ai-relay 0.4.46"): expected to fail only when IMPL=reference. Strict:
+    if the reference passes (XPASS), the marker is wrong and the test fails."""
     import pytest
 
-    return pytest.mark.xfail(IMPL == "reference", reason=f"reference ai-relay 0.4.46: {reason}", strict=False)
+    return pytest.mark.xfail(IMPL == "reference", reason=f"reference ai-relay 0.4.46: {reason}", strict=True)

@@ -1,4 +1,4 @@
-"""Issue 2, item 3: bad input gets ONE clear `error` event and a clean close, and the server keeps
+"""Bad input gets ONE clear `error` event and a clean close, and the server keeps
 serving the other sessions.
 
 Each test opens a fresh connection, sends something bad, and reads until the server closes:
@@ -7,8 +7,8 @@ the events must be exactly `[error]` (no session_start, nothing else) and the cl
 before and after every test (fixture `witness_alive`), which proves that bad clients do not disturb
 other sessions or crash the server.
 
-Expectations follow relay-worker's documented behaviour (WORKER_DIFFERENCES.md); where the
-reference ai-relay 0.4.46 behaves differently (spec §11), the case is xfail for IMPL=reference only.
+Expectations follow relay-worker's documented behaviour (README, "Deliberate differences from ai-relay 0.4.46"); where the
+reference ai-relay 0.4.46 behaves differently, the case is xfail for IMPL=reference only.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 from harness import WSClient, texts, xfail_on_reference
 
-MAX_FRAME = 50 * 1024 * 1024  # 52,428,800 bytes (spec §1.2)
+MAX_FRAME = 50 * 1024 * 1024  # 52,428,800 bytes
 
 
 # ---- servers and witnesses ------------------------------------------------------------------
@@ -190,7 +190,7 @@ def test_disconnect_before_handshake(relay):
     c.close()  # nothing to assert on this connection; the witnesses prove the server is fine
 
 
-# ---- wrong field types (relay-worker: WORKER_DIFFERENCES 1; the reference crashes with 1011) -----
+# ---- wrong field types (relay-worker: a deliberate difference, README; the reference crashes with 1011) -----
 
 
 @xfail_on_reference("a non-string tool/folder/model or a non-object env crashes the handler (1011, no event)")
@@ -461,7 +461,7 @@ def test_sibling_prefix_is_not_inside(rooted, roots):
     assert "is outside the permitted workspace root" in err["text"], err
 
 
-@xfail_on_reference("the root check is lexical: a symlink inside the root escapes it (spec §11.2)")
+@xfail_on_reference("the root check is lexical: a symlink inside the root escapes it")
 def test_symlink_escape(rooted, roots):
     err = rejected_handshake(rooted, {"tool": "claude", "folder": str(roots["root"] / "escape"), "session_id": "esc-4"})
     assert "is outside the permitted workspace root" in err["text"], err
@@ -531,3 +531,308 @@ def test_bad_control_messages_keep_claude_session(relay, tmp_path):
         assert not c.closed
     finally:
         c.close()
+
+
+# ---- hostile frames straight at a worker -------------------------------------------------------
+#
+# Each hostile frame gets an `error` event or a clean close (or, where documented, is an ordinary
+# message), and after each one a witness session of another client on the same worker completes a
+# fake-claude turn within WITNESS_TURN seconds.
+
+WITNESS_TURN = 2.0
+HOSTILE_WAIT = 10.0
+
+
+class TurnWitness:
+    """Another client's fake-claude session: one prompt, one `response`."""
+
+    def __init__(self, relay, folder: Path) -> None:
+        self.client = WSClient(relay.url, relay=relay)
+        self.client.handshake({"tool": "claude", "folder": str(folder), "session_id": f"turn-witness-{relay.port}"})
+        self.n = 0
+        self.turn(timeout=30)  # the first turn starts the CLI
+
+    def turn(self, timeout: float = WITNESS_TURN) -> float:
+        import time
+        self.n += 1
+        # Digits only after the prefix: the fake claude reacts to words like "tool" or "slow".
+        token = f"witness {self.n} {random.randrange(10**9)}"
+        start = time.monotonic()
+        self.client.send_json({"text": token})
+        self.client.wait_for(lambda e: e["type"] == "response" and e.get("text") == f"Echo: {token}", timeout,
+                             what=f"witness turn {token!r} within {timeout}s")
+        return time.monotonic() - start
+
+
+@pytest.fixture(scope="module")
+def turn_witness(relay, tmp_path_factory):
+    w = TurnWitness(relay, Path(os.path.realpath(tmp_path_factory.mktemp("turn-witness"))))
+    yield w
+    w.client.close()
+
+
+@pytest.fixture
+def witness_turn(turn_witness, relay):
+    """After the test: the worker is alive and the witness completes a turn within 2 s."""
+    yield turn_witness
+    assert relay.alive(), f"the worker died:\n{relay.log_tail()}"
+    turn_witness.turn()
+
+
+def claude_session(relay, folder: Path) -> WSClient:
+    c = relay.connect()
+    c.handshake({"tool": "claude", "folder": str(folder)})
+    return c
+
+
+def answers_prompt(c: WSClient, text: str = "still here") -> None:
+    c.send_json({"text": text})
+    c.wait_for(lambda e: e["type"] == "response" and e.get("text") == f"Echo: {text}", HOSTILE_WAIT,
+               what="the hostile session's own answer")
+
+
+def next_error(c: WSClient) -> dict:
+    return c.wait_for(lambda e: e["type"] == "error", HOSTILE_WAIT, what="an error event")
+
+
+def big_object(n: int = 100_000, prefix: str = "k") -> str:
+    """The JSON text of an object of n distinct keys (≈1.3 MB for 100 k)."""
+    return "{" + ",".join(f'"{prefix}{i}":{i}' for i in range(n)) + "}"
+
+
+# Ids the worker cannot use as a request id (not a string or a whole number within ±9e15).
+UNUSABLE_IDS = ["1e300", "-1e300", "1e-300", "9007199254740993.0", "18446744073709551616", "-18446744073709551616", "1.5", "true",
+                "[]", "{}", '""', "null"]
+# Numbers that are not exactly representable, and non-JSON literals: the frame is not JSON.
+UNPARSEABLE_IDS = ["18446744073709551617", "1e400", "-1e400", "NaN", "-Infinity", "0x10", "01"]
+
+
+@pytest.mark.parametrize("field", ["request_id", "id"])
+@pytest.mark.parametrize("value", UNUSABLE_IDS)
+def test_hostile_permission_ids_get_an_error(relay, tmp_path, witness_turn, field, value):
+    c = claude_session(relay, tmp_path)
+    try:
+        c.send_text(f'{{"type":"permission_response","{field}":{value},"behavior":"allow"}}')
+        err = next_error(c)
+        assert err["text"] == "permission_response needs a 'request_id': a string or an integer", err
+        answers_prompt(c)
+    finally:
+        c.close()
+
+
+def answer_with_id(relay, tmp_path, value: str, error_prefix: str) -> WSClient:
+    """Sends a permission answer whose `request_id` is the JSON text `value` into a Claude session:
+    exactly one `error` starting with `error_prefix` comes back and the session still answers prompts."""
+    c = claude_session(relay, tmp_path)
+    try:
+        c.send_text(f'{{"type":"permission_response","request_id":{value},"behavior":"allow"}}')
+        err = next_error(c)
+        assert err["text"].startswith(error_prefix), err
+        answers_prompt(c)
+        assert len(c.of_type("error")) == 1, c.events
+        return c
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("value", UNPARSEABLE_IDS)
+def test_unparseable_numbers_get_an_error_not_a_prompt(relay, tmp_path, witness_turn, value):
+    c = answer_with_id(relay, tmp_path, value, "Invalid JSON message: ")
+    assert not c.of_type("input_ack")[:-1], "the broken frame must not become a prompt"
+
+
+@xfail_on_reference("an answer to no pending request is dropped silently")
+@pytest.mark.parametrize("value", ["-0.0", "-0", '"NaN"', '"1e300"', "4.0e3"])
+def test_well_formed_unknown_ids_get_an_error(relay, tmp_path, witness_turn, value):
+    """A usable id that names no pending request gets one `error` event (it is not sent to the agent);
+    the session goes on."""
+    answer_with_id(relay, tmp_path, value, "No pending permission request with id")
+
+
+@pytest.mark.parametrize("field", ["session_id", "claude_session_id", "folder", "tool", "model"])
+@pytest.mark.parametrize("value", ["1e300", "-1e300", "1e-300", "18446744073709551616"])
+def test_hostile_numbers_in_handshake_ids(relay, tmp_path, witness_turn, field, value):
+    hs = json.dumps({"tool": "claude", "folder": str(tmp_path)})[:-1] + f', "{field}": {value}}}'
+    err = rejected_handshake(relay, hs)
+    assert err["text"] == f"Invalid handshake: '{field}' must be a string", err
+
+
+@pytest.mark.parametrize("value", ["18446744073709551617", "1e400", "NaN"])
+def test_unparseable_numbers_in_handshake(relay, tmp_path, witness_turn, value):
+    hs = json.dumps({"tool": "claude", "folder": str(tmp_path)})[:-1] + f', "session_id": {value}}}'
+    err = rejected_handshake(relay, hs)
+    assert err["text"].startswith("Invalid handshake: "), err
+
+
+def test_hundred_thousand_key_handshake_is_answered_fast(relay, tmp_path, turn_witness):
+    """A 100 k-key handshake is answered within 2 s — refused, since it is over the 256 KiB handshake cap
+    (`--max-handshake-bytes`) — and a witness turn sent right after it is not slowed beyond 2 s."""
+    import time
+    frame = json.dumps({"tool": "claude", "folder": str(tmp_path)})[:-1] + "," + big_object()[1:]
+    assert len(frame) > 1_000_000
+    c = relay.connect()
+    try:
+        start = time.monotonic()
+        c.send_text(frame)
+        took = turn_witness.turn()
+        st = c.wait_for(lambda e: True, WITNESS_TURN, what="the answer to the 100 k-key handshake")
+        assert st["type"] == "error" and "too large" in st["text"], st
+        assert time.monotonic() - start < WITNESS_TURN + took
+        c.wait_closed(WITNESS_TURN)
+        assert c.close_code == 1009, c.close_code
+    finally:
+        c.close()
+
+
+def test_hundred_thousand_key_env_is_refused_fast(relay, tmp_path, witness_turn):
+    import time
+    frame = json.dumps({"tool": "claude", "folder": str(tmp_path)})[:-1] + ', "env": ' + big_object(prefix="K") + "}"
+    start = time.monotonic()
+    err = rejected_handshake(relay, frame, timeout=WITNESS_TURN, close_codes=(1009,))
+    assert time.monotonic() - start < WITNESS_TURN
+    assert "too large" in err["text"], err
+
+
+@pytest.mark.parametrize("shape", ["content", "pad", "text"])
+def test_hundred_thousand_key_prompt_is_answered_fast(relay, tmp_path, turn_witness, shape):
+    import time
+    obj = big_object()
+    frame = {"content": '{"type":"user_message","content":' + obj + "}",
+             "pad": '{"type":"user_message","content":"big pad","pad":' + obj + "}",
+             "text": '{"text":' + obj + "}"}[shape]
+    c = claude_session(relay, tmp_path)
+    try:
+        # The same number of bytes in one string, as a `/cost` the relay answers itself (no agent turn): what
+        # parsing costs when keys do not matter.
+        flat = '{"type":"user_message","content":"/cost","pad":"' + "x" * (len(frame) - 48) + '"}'
+        start = time.monotonic()
+        c.send_text(flat)
+        c.wait_type("input_ack", timeout=60)
+        reference = time.monotonic() - start
+        start = time.monotonic()
+        c.send_text(frame)
+        took = turn_witness.turn()
+        assert took < WITNESS_TURN
+        c.wait_type("input_ack", timeout=60)
+        # Quadratic key handling of 100 000 keys takes minutes; linear takes a few times the reference (an
+        # object is re-encoded for the agent and echoed in the ack; a debug build under load: up to 10 s).
+        assert time.monotonic() - start < 10 * reference + 10, reference
+        answers_prompt(c)
+    finally:
+        c.close()
+
+
+def test_deep_nesting(relay, tmp_path, witness_turn):
+    # 40 000 levels (240 KB) stays under the 256 KiB handshake cap, so the parser's depth cap answers.
+    deep = '{"a":' * 40_000 + "1" + "}" * 40_000
+    err = rejected_handshake(relay, deep)
+    assert err["text"] == "Invalid handshake: Nesting too deep", err
+    c = claude_session(relay, tmp_path)
+    try:
+        c.send_text('{"type":"user_message","content":' + "[" * 100_000 + "]" * 100_000 + "}")
+        assert next_error(c)["text"] == "Invalid JSON message: Nesting too deep at offset 544", c.events
+        answers_prompt(c)
+    finally:
+        c.close()
+
+
+def test_lone_surrogates_become_replacement_characters(relay, tmp_path, witness_turn):
+    c = relay.connect()
+    try:
+        st = c.handshake(json.loads('{"tool": "claude", "folder": "%s", "session_id": "a\\ud800b"}' % tmp_path))
+        assert st["session_id"] == "a\ufffdb", st
+        c.send_text('{"text": "lone \\udc00 and \\ud800\\u0041 pair \\ud83d\\ude00"}')
+        c.wait_for(lambda e: e["type"] == "response" and e.get("text") == "Echo: lone \ufffd and \ufffdA pair \U0001F600",
+                   HOSTILE_WAIT, what="the answer with replacement characters")
+    finally:
+        c.close()
+
+
+def raw_events_until_close(ws: "RawWS") -> tuple[list[dict], int]:
+    import struct
+    events = []
+    while True:
+        opcode, payload = ws.next_frame()
+        if opcode == 0x8:
+            return events, struct.unpack(">H", payload[:2])[0]
+        if opcode == 0x1:
+            events.append(json.loads(payload))
+
+
+@pytest.mark.parametrize("payload", [b'{"tool": "claude", "folder": "\xff"}', b'{"text": "\xc0\xaf"}',
+                                     b'{"text": "\xed\xa0\x80"}', b"\xe2\x82"],
+                         ids=["ff", "overlong", "encoded-surrogate", "truncated"])
+def test_invalid_utf8_text_frame_is_1007(relay, tmp_path, witness_turn, payload):
+    """RFC 6455 §8.1: invalid UTF-8 in a text message fails the connection with 1007, as the first
+    frame and inside a session (after one `error` event)."""
+    ws = RawWS(relay.port)
+    try:
+        ws.send_header(0x1, len(payload), payload)
+        events, code = raw_events_until_close(ws)
+        assert code == 1007, (code, events)
+        assert [e["type"] for e in events] in ([], ["error"]), events
+    finally:
+        ws.close()
+    ws = RawWS(relay.port)
+    try:
+        ws.send_text(json.dumps({"tool": "generic", "folder": str(tmp_path)}))
+        opcode, first = ws.next_frame()
+        assert json.loads(first)["type"] == "session_start"
+        ws.send_header(0x1, len(payload), payload)
+        events, code = raw_events_until_close(ws)
+        assert code == 1007, (code, events)
+        assert [e for e in events if e["type"] == "error"][-1]["text"] == "Invalid UTF-8 in a text frame", events
+        assert "input_ack" not in [e["type"] for e in events]
+    finally:
+        ws.close()
+
+
+@xfail_on_reference("binary frames after the handshake are dropped silently")
+def test_binary_frames_in_a_session_get_an_error(relay, tmp_path, witness_turn):
+    c = claude_session(relay, tmp_path)
+    try:
+        frames = [b"", b"\x00" * 70_000, b'{"type":"permission_response","request_id":1e300}', os.urandom(4096)]
+        for data in frames:
+            c.send_bytes(data)
+        answers_prompt(c)
+        assert not c.of_type("input_ack")[:-1], c.events
+        errors = [e for e in c.events if e["type"] == "error" and "Binary frames" in e.get("text", "")]
+        assert len(errors) == len(frames), c.events
+    finally:
+        c.close()
+
+
+# ---- Cortex settings from hostile handshakes ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cortex_relay(relays):
+    # The timeout is checked before any request: the allowed origin needs no server.
+    return relays.start(claude="fake", env={"SNOWFLAKE_PAT": "pat"},
+                        worker_args=["--cortex-allowed-origin", "http://127.0.0.1:9"])
+
+
+@pytest.mark.parametrize("timeout", ["nan", "NaN", "inf", "-inf", "1e999", 1e300, -1, 0, 0.5, 3601, "soon", True, [5], {"s": 5}],
+                         ids=str)
+def test_cortex_timeout_is_checked(cortex_relay, tmp_path, tmp_path_factory, timeout):
+    c = cortex_relay.connect()
+    try:
+        c.handshake({"tool": "cortex", "folder": str(tmp_path),
+                     "snowflake": {"account_url": "http://127.0.0.1:9", "timeout": timeout}})
+        events = c.wait_closed(HOSTILE_WAIT)
+    finally:
+        c.close()
+    assert [e["type"] for e in events] == ["session_start", "error"], events
+    assert events[1]["text"] == "Snowflake Cortex: 'timeout' must be a number of seconds from 1 to 3600", events
+    w = cortex_witness(cortex_relay, tmp_path_factory)
+    assert cortex_relay.alive(), cortex_relay.log_tail()
+    w.turn()
+
+
+_CORTEX_WITNESS: dict = {}
+
+
+def cortex_witness(relay, tmp_path_factory) -> TurnWitness:
+    if relay.port not in _CORTEX_WITNESS:
+        _CORTEX_WITNESS[relay.port] = TurnWitness(relay, Path(os.path.realpath(tmp_path_factory.mktemp("cw"))))
+    return _CORTEX_WITNESS[relay.port]

@@ -1,4 +1,4 @@
-"""Issue 2, item 1: the REAL Claude Code binary behind the relay, driven by a fake Anthropic API.
+"""The REAL Claude Code binary behind the relay, driven by a fake Anthropic API.
 
 The relay runs `claude` (the binary from the PyPI wheel claude-agent-sdk, see scripts/setup.sh)
 with ANTHROPIC_BASE_URL pointing at fakes/fake_anthropic.py on loopback. Every test speaks only
@@ -7,7 +7,7 @@ the wire protocol, so it runs against relay-worker (default) or ai-relay (IMPL=r
 Covered: a text turn; a tool turn that writes a file (tool_call → permission_request → allow →
 tool_result → file on disk); a denied permission; an interrupt mid-turn; a second turn that
 resumes the conversation (same socket, and a new socket with `claude_session_id`); an API 429
-surfaced as quota_warning + error (WORKER_DIFFERENCES 9); session_start / session_attach metadata.
+surfaced as quota_warning + error (a deliberate difference, README); session_start / session_attach metadata.
 """
 from __future__ import annotations
 
@@ -162,17 +162,24 @@ def test_tool_turn_writes_file(relay, fake_api, clients, workdir):
     assert any(b.get("type") == "tool_result" and b.get("tool_use_id") == tool_use_id for b in last["content"])
 
 
-def test_permission_denied(relay, fake_api, clients, workdir):
+def write_awaiting_permission(fake_api, clients, relay, workdir, name: str, prompt: str, reply: str):
+    """A Claude session whose prompt makes the model ask to Write `<name>-<tag>.txt`; returns the client,
+    the `permission_request`, the target path and the tag (`prompt` and `reply` may use `{t}`)."""
     t = tag()
-    target = workdir / f"denied-{t}.txt"
-    prompt = f"Create a forbidden file [{t}]"
+    target = workdir / f"{name}-{t}.txt"
+    prompt = prompt.format(t=t)
     fake_api.script(prompt, [
-        ToolUse("Write", {"file_path": str(target), "content": "nope\n"}),
-        Text(f"Understood, not writing it [{t}]."),
+        ToolUse("Write", {"file_path": str(target), "content": "must not be written\n"}),
+        Text(reply.format(t=t)),
     ])
     c, _ = start_claude(clients, relay, workdir)
     c.send_json({"text": prompt})
-    perm = c.wait_type("permission_request", timeout=TURN_TIMEOUT)
+    return c, c.wait_type("permission_request", timeout=TURN_TIMEOUT), target, t
+
+
+def test_permission_denied(relay, fake_api, clients, workdir):
+    c, perm, target, t = write_awaiting_permission(fake_api, clients, relay, workdir, "denied",
+                                                   "Create a forbidden file [{t}]", "Understood, not writing it [{t}].")
     c.send_json({"type": "permission_response", "request_id": perm["request_id"], "behavior": "deny",
                  "message": f"Not allowed by the test [{t}]", "tool_use_id": perm["tool_use_id"]})
     result = c.wait_for(lambda e: e["type"] == "tool_result" and e.get("tool_use_id") == perm["tool_use_id"],
@@ -254,7 +261,7 @@ def test_resume_on_a_new_socket(relay, fake_api, clients, workdir):
     assert f"MANGO-{t}" in history and f"Got it [{t}]." in history, history[-2000:]
 
 
-@xfail_on_reference("checks camelCase isApiErrorMessage only; Claude 2.1.x sends snake_case (WORKER_DIFFERENCES 9)")
+@xfail_on_reference("checks camelCase isApiErrorMessage only; Claude 2.1.x sends snake_case (a deliberate difference, README)")
 def test_api_429_is_quota_warning_and_error(relay, fake_api, clients, workdir):
     t = tag()
     prompt = f"Please hit the rate limit [{t}]"
@@ -324,3 +331,22 @@ def test_child_stopped_when_client_disconnects(relay, fake_api, clients, workdir
     finally:
         for pid, _ in processes_in(workdir):
             kill_if_alive(pid)
+
+
+# ---- fail-closed permission answers ----------------------------------------------------------
+
+
+@xfail_on_reference("approved:false and an answer without a decision count as allow there")
+@pytest.mark.parametrize("answer", [{"approved": False}, {}, {"behavior": "maybe"}],
+                         ids=["approved-false", "no-decision", "behavior-maybe"])
+def test_non_allow_answers_deny(relay, fake_api, clients, workdir, answer):
+    """Only an explicit allow form runs the tool: the Write does not happen, Claude reports the denial."""
+    c, perm, target, t = write_awaiting_permission(fake_api, clients, relay, workdir, "fail-closed",
+                                                   "Create a file, maybe [{t}]", "The write was not allowed [{t}].")
+    c.send_json(dict({"type": "permission_response", "request_id": perm["request_id"],
+                      "tool_use_id": perm["tool_use_id"]}, **answer))
+    end = c.wait_for(is_turn_end, TURN_TIMEOUT, what="end of turn")
+    assert end["type"] == "response" and end["text"] == f"The write was not allowed [{t}].", end
+    denials = end["raw"].get("permission_denials")
+    assert denials and denials[0]["tool_use_id"] == perm["tool_use_id"], end["raw"]
+    assert not target.exists(), f"{answer} let the Write run"

@@ -1,4 +1,4 @@
-"""Issue 5, item 1: the REAL codex binary (`codex app-server`, PyPI openai-codex-cli-bin) behind the
+"""The REAL codex binary (`codex app-server`, PyPI openai-codex-cli-bin) behind the
 relay, driven by a fake OpenAI Responses API on loopback (fakes/fake_openai.py).
 
 The operator's CODEX_HOME points codex at the fake through a custom provider (OPENAI_BASE_URL is
@@ -108,7 +108,7 @@ def streamed(c, after: int = 0) -> str:
 # ---- tests ---------------------------------------------------------------------------------
 
 
-@xfail_on_reference("its configWarning → context_warning → '/compact' turn adds a third ack (spec §3.5)")
+@xfail_on_reference("its configWarning → context_warning → '/compact' turn adds a third ack")
 def test_text_turn(relay, fake_api, clients, workdir):
     t = tag()
     prompt = f"Say hello please [{t}]"
@@ -139,7 +139,7 @@ def test_text_turn(relay, fake_api, clients, workdir):
     assert req.body.get("stream") is True
 
 
-@xfail_on_reference("maps configWarning to context_warning and sends a spurious /compact turn (spec §3.5)")
+@xfail_on_reference("maps configWarning to context_warning and sends a spurious /compact turn")
 def test_config_warning_is_not_a_context_warning(relay, fake_api, clients, workdir):
     t = tag()
     prompt = f"Just one turn [{t}]"
@@ -153,7 +153,7 @@ def test_config_warning_is_not_a_context_warning(relay, fake_api, clients, workd
     assert not [r for r in fake_api.response_requests() if r.prompt == "/compact"]
 
 
-@xfail_on_reference("request_id 0 is treated as missing and `behavior` is ignored (spec §4.3.6, §11.21)")
+@xfail_on_reference("request_id 0 is treated as missing and `behavior` is ignored")
 def test_shell_approval_accepted_with_integer_id_zero(relay, fake_api, clients, workdir):
     t = tag()
     target = workdir / f"made-{t}.txt"
@@ -227,7 +227,7 @@ def test_apply_patch_is_a_file_diff(relay, fake_api, clients, workdir):
     assert done[0]["content"][0]["kind"]["type"] == "add"
     turn_diffs = [e for e in c.of_type("file_diff") if (e.get("metadata") or {}).get("method") == "turn/diff/updated"]
     assert turn_diffs, [e.get("metadata") for e in c.of_type("file_diff")]
-    if IMPL == "worker":  # the reference reads a field that does not exist (spec §11.21)
+    if IMPL == "worker":  # the reference reads a field that does not exist
         assert done[0]["file_path"] == str(workdir / name)
         assert f"hello {t}" in done[0]["diff"]
         assert f"+hello {t}" in turn_diffs[-1]["diff"] and name in turn_diffs[-1]["diff"]
@@ -294,7 +294,7 @@ def test_second_turn_on_the_same_thread(relay, fake_api, clients, workdir):
     assert f"PAPAYA-{t}" in history
 
 
-@xfail_on_reference("the startup configWarning is a context_warning (spec §3.5)")
+@xfail_on_reference("the startup configWarning is a context_warning")
 def test_api_429_is_an_error(relay, fake_api, clients, workdir):
     t = tag()
     prompt = f"Please hit the rate limit [{t}]"
@@ -331,3 +331,34 @@ def test_session_ends_with_the_app_server(relay, fake_api, clients, workdir):
     finally:
         for pid, _ in processes_in(workdir):
             kill_if_alive(pid)
+
+
+# ---- fail-closed permission answers ----------------------------------------------------------
+
+NON_ALLOW = [
+    {"type": "permission_response", "approved": False},
+    {"type": "permission_response"},
+    {"type": "permission_response", "behavior": "maybe"},
+    # A client-supplied result object for an approval goes through the same verdict.
+    {"type": "control_response", "result": {"decision": "yes please"}},
+]
+
+
+@pytest.mark.parametrize("kind", ["shell", "patch"])
+@pytest.mark.parametrize("answer", NON_ALLOW, ids=["approved-false", "no-decision", "behavior-maybe", "control-result"])
+def test_non_allow_answers_decline(relay, fake_api, clients, workdir, kind, answer):
+    """Only an explicit allow form runs the command / applies the patch."""
+    t = tag()
+    name = f"fail-closed-{t}.txt"
+    prompt = f"Create {name} with the {kind} [{t}]"
+    step = Shell(f"touch {name}") if kind == "shell" else \
+        Patch(f"*** Begin Patch\n*** Add File: {name}\n+nope {t}\n*** End Patch\n")
+    fake_api.script(prompt, [step, Text(f"Not created [{t}]")])
+    c, _, _ = start_codex(clients, relay, workdir)
+    c.send_json({"text": prompt})
+    perm = c.wait_type("permission_request", timeout=TURN_TIMEOUT)
+    c.send_json(dict(answer, request_id=perm["request_id"]))
+    end = c.wait_for(is_turn_end, TURN_TIMEOUT, what="end of turn")
+    assert end["metadata"]["turn"]["status"] == "completed"
+    assert f"Not created [{t}]" in streamed(c)
+    assert not (workdir / name).exists(), f"{answer} let the {kind} run"

@@ -1,4 +1,4 @@
-"""Issue 5, item 2 (cortex): the cortex adapter against fakes/fake_snowflake.py, a Snowflake Cortex
+"""The cortex adapter against fakes/fake_snowflake.py, a Snowflake Cortex
 REST API on loopback.
 
 The fake is plain HTTP on 127.0.0.1; relay-worker only talks to it because the operator allows that
@@ -143,7 +143,7 @@ def test_analyst_mode(relay, snowflake, clients, workdir):
                         "stream": True, "semantic_view": "DB.SCHEMA.ORDERS_VIEW"}
 
 
-@xfail_on_reference("never adds analyst answers to the history (§11.23)")
+@xfail_on_reference("never adds analyst answers to the history")
 def test_analyst_history_keeps_the_answers(relay, snowflake, clients, workdir):
     c, _ = start(clients, relay, workdir, snowflake, mode="analyst", sf={"semantic_model_file": "@st/m.yaml"})
     c.send_json({"text": "count orders"})
@@ -156,7 +156,7 @@ def test_analyst_history_keeps_the_answers(relay, snowflake, clients, workdir):
     assert [m["role"] for m in req.messages] == ["user", "analyst", "user"]
 
 
-@xfail_on_reference("analyst warnings are a context_warning and trigger a '/compact' request (§3.5)")
+@xfail_on_reference("analyst warnings are a context_warning and trigger a '/compact' request")
 def test_analyst_warnings_are_not_context_warnings(relay, snowflake, clients, workdir):
     c, _ = start(clients, relay, workdir, snowflake, mode="analyst", sf={"semantic_view": "V"})
     c.send_json({"text": "warn me"})
@@ -186,7 +186,7 @@ def refused(c) -> dict:
     ("https://acct.snowflakecomputing.com/some/path", "must be a plain https://<host> URL"),
     ("http://127.0.0.1:1", "must use https"),
 ])
-@xfail_on_reference("sends the token to any account_url (§11.6)")
+@xfail_on_reference("sends the token to any account_url")
 def test_refused_account_url(relay, snowflake, clients, workdir, url, why):
     before = len(snowflake.requests)
     c = clients(relay)
@@ -196,7 +196,7 @@ def test_refused_account_url(relay, snowflake, clients, workdir, url, why):
     assert len(snowflake.requests) == before
 
 
-@xfail_on_reference("reads any worker environment variable named by token_env (§11.6)")
+@xfail_on_reference("reads any worker environment variable named by token_env")
 def test_refused_token_env(relay, snowflake, clients, workdir):
     before = len(snowflake.requests)
     c = clients(relay)
@@ -239,7 +239,7 @@ def test_http_error_and_stream_error(relay, snowflake, clients, workdir):
     c.send_json({"text": "history? after the failures"})
     c.wait_for(snapshot, TURN_TIMEOUT, what="snapshot")
     req = requests_for(snowflake, "history? after the failures")[0]
-    if IMPL == "worker":  # the reference leaves the failed user message in the history (§11.23)
+    if IMPL == "worker":  # the reference leaves the failed user message in the history
         assert req.user_texts() == ["error please", "history? after the failures"]
 
 
@@ -250,7 +250,7 @@ def test_wrong_token(relay, snowflake, clients, workdir):
     assert err["text"].startswith("Snowflake Cortex HTTP 401: ") and "Invalid OAuth access token" in err["text"]
 
 
-@xfail_on_reference("the HTTP thread keeps emitting events after 'interrupted' (§11.23)")
+@xfail_on_reference("the HTTP thread keeps emitting events after 'interrupted'")
 def test_interrupt_stops_the_request(relay, snowflake, clients, workdir):
     c, _ = start(clients, relay, workdir, snowflake)
     c.send_json({"text": "slow please"})
@@ -268,7 +268,7 @@ def test_interrupt_stops_the_request(relay, snowflake, clients, workdir):
     assert req.user_texts() == ["history? after interrupt"]
 
 
-@xfail_on_reference("runs concurrent prompts on one shared history (§11.23)")
+@xfail_on_reference("runs concurrent prompts on one shared history")
 def test_one_prompt_at_a_time(relay, snowflake, clients, workdir):
     c, _ = start(clients, relay, workdir, snowflake, mode="chat")
     c.send_json({"text": "slow please"})
@@ -281,7 +281,7 @@ def test_one_prompt_at_a_time(relay, snowflake, clients, workdir):
     assert not requests_for(snowflake, "another")
 
 
-@xfail_on_reference("urllib's timeout is per socket read, so a stream that keeps sending never times out (§11.23)")
+@xfail_on_reference("urllib's timeout is per socket read, so a stream that keeps sending never times out")
 def test_timeout_bounds_the_whole_request(relay, snowflake, clients, workdir):
     c, _ = start(clients, relay, workdir, snowflake, sf={"timeout": 1})
     c.send_json({"text": "slow timeout please"})

@@ -1,4 +1,4 @@
-"""Issue 5, item 3: the differential test extended to codex and gemini — the same fake CLI
+"""The differential test extended to codex and gemini — the same fake CLI
 (fakes/fake_codex.py, fakes/fake_gemini.py) and the same client script against the Python reference
 ai-relay 0.4.46 and relay-worker. Events must match on type and fields, except for the documented
 deliberate differences listed below; each difference is either normalised away (and then checked
@@ -7,7 +7,7 @@ explicitly on the worker side) or asserted as a difference.
 The scripts run once per implementation (module fixtures); each test compares one step.
 
 ---------------------------------------------------------------------------------------------------
-ALLOWED DIFFERENCES (WORKER_DIFFERENCES / README; nothing else may differ)
+ALLOWED DIFFERENCES (the README's differences sections; nothing else may differ)
 
  Common
   A. `ts`; run-specific ids (project folder, gemini session ids, prompt `messageId` UUIDs) become
@@ -377,7 +377,7 @@ def test_codex_session_end(codex_runs):
 
 
 def test_worker_refuses_codex_overrides_by_default(relays, fake_bin, tmp_path_factory):
-    """C8 and the other codex settings that need an operator flag on relay-worker (spec §11.2, §11.7)."""
+    """C8 and the other codex settings that need an operator flag on relay-worker."""
     root = Path(os.path.realpath(tmp_path_factory.mktemp("codex-root")))
     folder = root / "project"
     folder.mkdir()
@@ -415,7 +415,7 @@ def test_worker_refuses_codex_overrides_by_default(relays, fake_bin, tmp_path_fa
 
 
 def test_worker_codex_rpc_timeouts(relays, fake_bin, tmp_path_factory):
-    """The reference waits for app-server answers forever (§11.14); relay-worker gives up after
+    """The reference waits for app-server answers forever; relay-worker gives up after
     --codex-rpc-timeout: at start the session ends with an error, a turn/start only fails that prompt."""
     folder = Path(os.path.realpath(tmp_path_factory.mktemp("codex-timeouts")))
     hung = relays.start("worker", env={"FAKE_CODEX_HANG": "initialize"}, path_dirs=[fake_bin],
@@ -640,7 +640,7 @@ def test_gemini_stderr_delivered(gemini_runs):
 
 def test_gemini_lines_written_match(gemini_runs):
     """What both wrote to the CLI, except G1's answer and G3's cancel; `session/load` also carries
-    cwd and mcpServers on relay-worker (§11.22)."""
+    cwd and mcpServers on relay-worker."""
     def lines(run):
         out = []
         for l in run["stdin"]:

@@ -1,4 +1,4 @@
-"""Issue 5, item 2 (gemini): the gemini adapter against fakes/fake_gemini.py, a protocol-faithful ACP
+"""The gemini adapter against fakes/fake_gemini.py, a protocol-faithful ACP
 agent (the Gemini CLI itself is npm-only and cannot run here).
 
 Covered: the ACP start sequence and a text turn; a permission round trip (integer id 0, allow,
@@ -129,7 +129,7 @@ def test_structured_content_and_images(relay, clients, workdir):
 # ---- permissions ---------------------------------------------------------------------------
 
 
-@xfail_on_reference("answers with the flat {outcome, optionId}, which gemini-cli's parser rejects (§11.22)")
+@xfail_on_reference("answers with the flat {outcome, optionId}, which gemini-cli's parser rejects")
 def test_permission_allowed_with_integer_id_zero(relay, clients, workdir):
     c, _ = start_gemini(clients, relay, workdir)
     c.send_json({"text": "permission please"})
@@ -152,7 +152,7 @@ def test_permission_allowed_with_integer_id_zero(relay, clients, workdir):
     assert not c.of_type("input_ack")[1:], "permission_response must not be acked"
 
 
-@xfail_on_reference("flat permission outcome (§11.22)")
+@xfail_on_reference("flat permission outcome")
 def test_permission_denied_and_explicit_option(relay, clients, workdir):
     c, _ = start_gemini(clients, relay, workdir)
     c.send_json({"text": "permission please"})
@@ -237,7 +237,7 @@ def test_reconnect_loads_the_saved_session(relay, clients, workdir):
 # ---- interrupt and model -------------------------------------------------------------------
 
 
-@xfail_on_reference("sends session/cancel as a request, which the agent answers 'Method not found' (§11.22)")
+@xfail_on_reference("sends session/cancel as a request, which the agent answers 'Method not found'")
 def test_interrupt_is_a_cancel_notification(relay, clients, workdir):
     c, _ = start_gemini(clients, relay, workdir)
     c.send_json({"text": "slow please"})
@@ -251,7 +251,7 @@ def test_interrupt_is_a_cancel_notification(relay, clients, workdir):
     assert [a["text"] for a in c.of_type("input_ack")] == ["slow please"]
 
 
-@xfail_on_reference("never answers a pending permission on cancel (§11.22)")
+@xfail_on_reference("never answers a pending permission on cancel")
 def test_interrupt_cancels_a_pending_permission(relay, clients, workdir):
     c, _ = start_gemini(clients, relay, workdir)
     c.send_json({"text": "permission please"})
@@ -293,7 +293,7 @@ def test_one_prompt_at_a_time(relay, clients, workdir):
     assert len([l for l in stdin_lines(workdir) if l.get("method") == "session/prompt"]) == 1
 
 
-@xfail_on_reference("never answers agent→client requests (§11.22)")
+@xfail_on_reference("never answers agent→client requests")
 def test_unsupported_agent_requests_get_an_error(relay, clients, workdir):
     c, _ = start_gemini(clients, relay, workdir)
     end = run_turn(c, "fs please")
@@ -303,7 +303,7 @@ def test_unsupported_agent_requests_get_an_error(relay, clients, workdir):
     assert ev
 
 
-# ---- the auth helper (spec §7.3) ----------------------------------------------------------------
+# ---- the auth helper ----------------------------------------------------------------
 
 
 class _TokenServer:
@@ -386,3 +386,29 @@ def test_auth_helper_api_key(relays, gemini_bin, clients, workdir):
     run_turn(c, "hello with a key")
     settings = json.loads((relay.home / ".gemini" / "settings.json").read_text())
     assert settings["security"]["auth"]["selectedType"] == "gemini-api-key"
+
+
+# ---- fail-closed permission answers ----------------------------------------------------------
+
+
+@xfail_on_reference("an answer without a decision defaults to allow there")
+@pytest.mark.parametrize("answer", [{"approved": False}, {}, {"behavior": "maybe"},
+                                    {"optionId": "proceed_always", "behavior": "maybe"},
+                                    {"optionId": "made_up"}],
+                         ids=["approved-false", "no-decision", "behavior-maybe", "option-with-bad-verdict",
+                              "unknown-option"])
+def test_non_allow_answers_deny(relay, clients, workdir, answer):
+    """Only an explicit allow form runs the tool: the reject option is selected, the call fails."""
+    c, _ = start_gemini(clients, relay, workdir)
+    c.send_json({"text": "permission please"})
+    perm = c.wait_type("permission_request", timeout=TURN_TIMEOUT)
+    call_id = perm["args"]["toolCall"]["toolCallId"]
+    c.send_json(dict({"type": "permission_response", "request_id": perm["request_id"]}, **answer))
+    end = c.wait_for(is_turn_end, TURN_TIMEOUT, what="end of turn")
+    assert end["type"] == "response", end
+    assert said(c) == "Permission denied"
+    answers = [l for l in stdin_lines(workdir) if l.get("id") == perm["request_id"] and "result" in l]
+    assert answers[-1]["result"] == {"outcome": {"outcome": "selected", "optionId": "cancel"}}, answers
+    results = [e for e in c.of_type("tool_result") if e.get("tool_use_id") == call_id]
+    assert results and results[-1]["status"] == "failed", results
+    assert not [e for e in c.of_type("tool_result") if e.get("tool_use_id") == call_id and e.get("status") == "completed"]

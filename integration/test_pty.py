@@ -1,4 +1,4 @@
-"""The generic PTY adapter with a real PTY and the fake terminal tool `generic` (spec §4.6, §5).
+"""The generic PTY adapter with a real PTY and the fake terminal tool `generic`.
 
 What must hold: ANSI escape sequences are stripped from output events, input is typed with a
 CR (not LF), output arrives as events, the exit code reaches `session_end`, and the child is
@@ -84,7 +84,7 @@ def test_input_is_typed_with_cr(relay, clients, workdir):
     wait_output(c, "generic>")
     c.send_json({"text": "raw"})
     wait_output(c, "raw-ready")
-    # Trailing CR/LF are removed and exactly one CR is appended (spec §5.4).
+    # Trailing CR/LF are removed and exactly one CR is appended.
     c.send_json({"text": "abc\n\n"})
     wait_output(c, "raw-bytes:")
     m = re.search(r"raw-bytes: (b'[^']*')", output_text(c))
@@ -122,7 +122,7 @@ def test_non_text_messages_are_harmless(relay, clients, workdir):
     c.send_bytes(b"\x00\x01binary")
     c.send_json({"text": "still here"})
     wait_output(c, "got: still here")
-    # Acks: none for interrupt/ping/permission_response (spec §3.3), one for the text.
+    # Acks: none for interrupt/ping/permission_response, one for the text.
     acks = [e.get("text") for e in c.of_type("input_ack")]
     assert acks == ["still here"], acks
 

@@ -11,6 +11,8 @@
 #                                             and DOCKER_CERT_PATH exports.
 #   scripts/dockerd.sh stop <statedir>        stops the daemon whose PID is in <statedir>/docker.pid (by PID only).
 #
+# LAB_DOCKERD_IPTABLES=true lets the daemon write iptables rules: only inside a test's own network
+# namespace (integration/labctrl's dockerd, for the inter-container isolation of LAB_NETWORK).
 # Why these flags: no bridge and no iptables, so the daemon never touches the host's network (containers use
 # network mode `host`, i.e. the caller's private namespace). The data root persists across runs under
 # $LAB_CACHE so imported images survive; a lock file keeps it to one daemon at a time, and a second daemon
@@ -19,7 +21,8 @@
 # Environment: LAB_CACHE (default /root/.cache/lab), LAB_DOCKERD_DATA / LAB_DOCKERD_TLS_DATA (data roots,
 # default $LAB_CACHE/dockerd-data and $LAB_CACHE/dockerd-data-tls), LAB_DOCKERD_STORAGE (default overlay2;
 # use vfs where the data root is itself on overlayfs), LAB_DOCKERD_WAIT (start-up limit, default 60 s),
-# DOCKERD (binary). The daemon's log is <statedir>/dockerd.log.
+# DOCKERD (binary), LAB_DOCKERD_ARGS (extra daemon flags for `start`, e.g. --live-restore). The daemon's
+# log is <statedir>/dockerd.log.
 set -euo pipefail
 
 CACHE="${LAB_CACHE:-/root/.cache/lab}"
@@ -67,7 +70,7 @@ launch() {
     (
         close_inherited_fds
         exec flock -n -E 75 "$root.lock" \
-            "$DOCKERD" --bridge=none --iptables=false --ip6tables=false --ip-masq=false \
+            "$DOCKERD" --bridge=none --iptables="${LAB_DOCKERD_IPTABLES:-false}" --ip6tables=false --ip-masq=false \
             --storage-driver="${LAB_DOCKERD_STORAGE:-overlay2}" \
             --data-root "$root" --exec-root "$state/exec" --pidfile "$state/docker.pid" \
             "$@" >"$state/dockerd.log" 2>&1 </dev/null
@@ -92,7 +95,8 @@ start() {
     mkdir -p "$state"; state="$(cd "$state" && pwd)"
     local sock="$state/docker.sock"
     local root; root="$(pick_data_root "${LAB_DOCKERD_DATA:-$CACHE/dockerd-data}" "$state")"
-    launch "$state" "$root" curl -fsS --max-time 2 --unix-socket "$sock" http://localhost/_ping -- -H "unix://$sock"
+    # shellcheck disable=SC2086 # LAB_DOCKERD_ARGS is a list of extra flags, e.g. --live-restore
+    launch "$state" "$root" curl -fsS --max-time 2 --unix-socket "$sock" http://localhost/_ping -- -H "unix://$sock" ${LAB_DOCKERD_ARGS:-}
     log "ready: unix://$sock (pid $(cat "$state/docker.pid"), data root $root)"
     echo "export DOCKER_HOST=unix://$sock"
 }

@@ -38,6 +38,7 @@ PY_REQUIREMENTS=(
     "requests==2.34.2"
     "urllib3==2.8.0"
     "selenium==4.51.0"            # the console browser test drives Debian's chromium through chromedriver
+    "schemathesis==4.32.5"        # scripts/schemathesis.sh: the HTTP API against docs/openapi.yaml
 )
 APT_PACKAGES=(docker.io debootstrap libcurl4-openssl-dev libssl-dev pkg-config
               iproute2 openssl procps util-linux unzip docker-registry

@@ -2,15 +2,32 @@
 # The README's test command: installs what the tests need, builds, and runs every test —
 # Swift unit/Docker tests and the end-to-end pytest suites — inside a loopback-only network
 # namespace with a private dockerd.
+#
+# `--quick` (the everyday tier): Swift unit tests and the process-only suites; no Docker, no browser, no
+# fuzzing, no schemathesis. Other arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export LAB_QUICK=0
+if [[ ${1:-} == --quick ]]; then
+    LAB_QUICK=1
+    shift
+fi
 
 bash scripts/setup.sh
 # shellcheck disable=SC1091
 source "${LAB_CACHE:-/root/.cache/lab}/env.sh"
-bash scripts/base-image.sh fetch          # debootstrap needs the apt mirror: outside the namespace
+[[ $LAB_QUICK == 1 ]] || bash scripts/base-image.sh fetch   # debootstrap needs the apt mirror: outside the namespace
 
 echo "== building (first build of the dependencies takes several minutes on 2 cores)"
 swift build --build-tests
 
-exec unshare -n bash scripts/test-in-netns.sh "$@"
+status=0
+unshare -n bash scripts/test-in-netns.sh "$@" || status=1
+
+# libFuzzer targets: outside the namespace, because the first fuzz build (own scratch path) resolves
+# the dependencies again. Bounded: LAB_FUZZ_SECS per target (scripts/fuzz.sh).
+if [[ $LAB_QUICK != 1 ]]; then
+    echo "== fuzzing (scripts/fuzz.sh)"
+    bash scripts/fuzz.sh || status=1
+fi
+exit $status

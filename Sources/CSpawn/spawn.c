@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -81,18 +82,8 @@ int lab_spawn(const char *path, char *const argv[], char *const envp[], const ch
     } else {
         close(in_p[0]); close(out_p[1]); close(err_p[1]);
     }
-    int child_errno = 0;
-    ssize_t n;
-    do { n = read(report[0], &child_errno, sizeof child_errno); } while (n < 0 && errno == EINTR);
-    close(report[0]);
-    if (n == (ssize_t)sizeof child_errno) {          /* exec failed: reap it here, report why */
-        int status;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-        if (is_pty) close(master);
-        else { close(in_p[1]); close(out_p[0]); close(err_p[0]); }
-        return child_errno ? child_errno : ENOEXEC;
-    }
     out->pid = pid;
+    out->report_fd = report[0];
     if (is_pty) {
         out->stdin_fd = master;
         out->stdout_fd = master;
@@ -103,6 +94,51 @@ int lab_spawn(const char *path, char *const argv[], char *const envp[], const ch
         out->stderr_fd = err_p[0];
     }
     return 0;
+}
+
+int lab_spawn_await_exec(int report_fd) {
+    int child_errno = 0;
+    ssize_t n;
+    do { n = read(report_fd, &child_errno, sizeof child_errno); } while (n < 0 && errno == EINTR);
+    close(report_fd);
+    if (n == 0) return 0;                                  /* CLOEXEC closed the pipe: exec succeeded */
+    if (n == (ssize_t)sizeof child_errno && child_errno) return child_errno;
+    return ENOEXEC;
+}
+
+void lab_child_close(const lab_child *c) {
+    if (c->stdin_fd >= 0) close(c->stdin_fd);
+    if (c->stdout_fd >= 0 && c->stdout_fd != c->stdin_fd) close(c->stdout_fd);
+    if (c->stderr_fd >= 0) close(c->stderr_fd);
+}
+
+pid_t lab_wait_any_exited(void) {
+    for (;;) {
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        if (waitid(P_ALL, 0, &info, WEXITED | WNOWAIT) == 0) return info.si_pid;
+        if (errno != EINTR) return -1;
+    }
+}
+
+int lab_reap(pid_t pid, int *code) {
+    int status = 0;
+    pid_t r;
+    do { r = waitpid(pid, &status, WNOHANG); } while (r < 0 && errno == EINTR);
+    if (r < 0) return -1;
+    if (r == 0) return 0;
+    *code = lab_wait_status_code(status);
+    return 1;
+}
+
+int lab_adopts_orphans(void) {
+    int subreaper = 0;
+    if (getpid() == 1) return 1;
+    return prctl(PR_GET_CHILD_SUBREAPER, &subreaper) == 0 && subreaper;
+}
+
+int lab_become_subreaper(void) {
+    return prctl(PR_SET_CHILD_SUBREAPER, 1UL, 0UL, 0UL, 0UL) == 0 ? 0 : errno;
 }
 
 int lab_pty_resize(int master_fd, unsigned short rows, unsigned short cols) {

@@ -12,6 +12,8 @@ import Musl
 public struct SpawnError: Error, CustomStringConvertible {
     public let errno: Int32
     public let executable: String
+    /// The forked child when the exec itself failed (already reaped), else nil.
+    public var pid: pid_t? = nil
     public var isNotFound: Bool { errno == ENOENT || errno == EACCES || errno == ENOEXEC }
     public var description: String { "cannot start \(executable): \(String(cString: strerror(errno)))" }
 }
@@ -39,9 +41,12 @@ public struct RunningChild: Sendable {
         try await input.write(ByteBuffer(string: string))
     }
 
-    /// Signals the child's whole process group (the child is a session leader).
-    public func signalGroup(_ signal: Int32) {
-        _ = kill(-pid, signal)
+    /// Signals the child's whole process group (the child is a session leader). Does nothing once the
+    /// child has been reaped (its group was killed then, and its id may be reused); returns whether a
+    /// signal was sent.
+    @discardableResult
+    public func signalGroup(_ signal: Int32) -> Bool {
+        Reaper.shared.signalGroup(pid, signal)
     }
 
     public var hasExited: Bool { Reaper.shared.hasExited(pid) }
@@ -55,20 +60,25 @@ public struct RunningChild: Sendable {
 }
 
 public enum ChildProcess {
+    /// Makes this process a child subreaper, so orphaned descendants are re-parented to it and reaped
+    /// like PID 1 reaps them in a container. Returns false if the kernel refused.
+    @discardableResult
+    public static func adoptOrphans() -> Bool { lab_become_subreaper() == 0 }
+
     /// Runs a child for the duration of `body`, then stops it: stdin is closed, the process group gets
     /// SIGTERM, and SIGKILL after `spec.stopGrace`. The child is always reaped, also when `body` throws
-    /// or the task is cancelled. Returns the body's result and the exit status.
+    /// or the task is cancelled; when it exits, whatever is left of its process group is SIGKILLed.
+    /// Returns the body's result and the exit status.
     public static func run<Result: Sendable>(
         _ spec: ChildSpec,
         _ body: (RunningChild) async throws -> Result
     ) async throws -> (result: Result, status: ExitStatus) {
-        let child = try spawn(spec)
-        Reaper.shared.track(child.pid)
+        let child = try await spawn(spec)
         let channels: Channels
         do {
             channels = try await bootstrap(child)
         } catch {
-            _ = kill(-child.pid, SIGKILL)
+            _ = Reaper.shared.signalGroup(child.pid, SIGKILL)
             _ = await Reaper.shared.exitStatus(of: child.pid)
             Reaper.shared.forget(child.pid)
             throw error
@@ -86,24 +96,17 @@ public enum ChildProcess {
         return (try outcome.get(), status)
     }
 
-    /// SIGTERM to the group, then SIGKILL after `grace`. Runs in an unstructured task so that a
-    /// cancelled caller still waits for the child to be gone.
+    /// SIGTERM to the group, then SIGKILL after `grace`; nothing if the child was already reaped (the
+    /// reaper killed the rest of its group then). The SIGKILL timer is an event-loop task, not a
+    /// `Task.sleep`, so a cancelled caller still gives the child its grace and waits for it to be gone.
     static func stop(pid: pid_t, grace: Duration) async -> ExitStatus {
-        await Task {
-            if Reaper.shared.hasExited(pid) {
-                _ = kill(-pid, SIGKILL)  // the leader is gone; take any stragglers in its group with it
-                return await Reaper.shared.exitStatus(of: pid)
-            }
-            _ = kill(-pid, SIGTERM)
-            let killer = Task {
-                try await Task.sleep(for: grace)
-                _ = kill(-pid, SIGKILL)
-            }
-            let status = await Reaper.shared.exitStatus(of: pid)
-            killer.cancel()
-            _ = kill(-pid, SIGKILL)
-            return status
-        }.value
+        guard Reaper.shared.signalGroup(pid, SIGTERM) else { return await Reaper.shared.exitStatus(of: pid) }
+        let killer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: TimeAmount(grace)) {
+            _ = Reaper.shared.signalGroup(pid, SIGKILL)
+        }
+        let status = await Reaper.shared.exitStatus(of: pid)
+        killer.cancel()
+        return status
     }
 
     private struct Channels: Sendable {
@@ -139,7 +142,9 @@ public enum ChildProcess {
         return Channels(main: main, err: err, ptyFD: nil)
     }
 
-    private static func spawn(_ spec: ChildSpec) throws -> lab_child {
+    /// Forks under the reaper's lock, then waits for the exec outcome. A failed exec is reaped by the
+    /// reaper like any child before the error is thrown.
+    private static func spawn(_ spec: ChildSpec) async throws -> lab_child {
         let executable = spec.arguments.first ?? ""
         var argv = spec.arguments.map { strdup($0) }
         argv.append(nil)
@@ -150,8 +155,19 @@ public enum ChildProcess {
             envp.forEach { free($0) }
         }
         var child = lab_child()
-        let rc = lab_spawn(executable, argv, envp, spec.workingDirectory, spec.terminal?.rows ?? 0, spec.terminal?.columns ?? 0, &child)
+        let rows = spec.terminal?.rows ?? 0, columns = spec.terminal?.columns ?? 0
+        let rc = Reaper.shared.spawn(&child) { child in
+            lab_spawn(executable, argv, envp, spec.workingDirectory, rows, columns, &child)
+        }
         guard rc == 0 else { throw SpawnError(errno: rc, executable: executable) }
+        let execError = lab_spawn_await_exec(child.report_fd)
+        guard execError == 0 else {
+            lab_child_close(&child)
+            _ = Reaper.shared.signalGroup(child.pid, SIGKILL)  // normally exiting already; never left running
+            _ = await Reaper.shared.exitStatus(of: child.pid)
+            Reaper.shared.forget(child.pid)
+            throw SpawnError(errno: execError, executable: executable, pid: child.pid)
+        }
         return child
     }
 }

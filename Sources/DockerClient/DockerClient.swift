@@ -125,6 +125,7 @@ final class VersionNegotiation: Sendable {
             case .negotiating(let task):
                 return .wait(task)
             case .none:
+                // Unstructured: one fetch shared by concurrent first callers, so one caller's cancellation cannot fail the others.
                 let task = Task {
                     let server = try await fetch()
                     return Self.choose(server: server, maximum: DockerClient.Configuration.maximumAPIVersion)

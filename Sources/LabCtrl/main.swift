@@ -31,6 +31,12 @@ struct LabCtrlCommand: ParsableCommand {
 
     /// The real entry point (async, so not ArgumentParser's `run()`).
     func execute() async throws {
+        // Agents (single mode) run as this OS user: non-dumpable keeps them out of /proc/<pid>/environ
+        // (LAB_JWT_SECRET, LAB_ADMIN_TOKEN), our memory and our descriptors.
+        if ProcessHardening.makeNonDumpable() != 0 {
+            var line = "labctrl: warning: could not make the process non-dumpable\n"
+            line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+        }
         let environment = ChildSpec.currentEnvironment()
         let config: LabConfig
         do throws(ConfigError) {
@@ -44,11 +50,11 @@ struct LabCtrlCommand: ParsableCommand {
         }
         LoggingSystem.bootstrap { label in
             switch config.logFormat {
-            case .json: return QuietRefusalsLogHandler(JSONLogHandler(label: label, level: config.logLevel))
+            case .json: return JSONLogHandler(label: label, level: config.logLevel)
             case .text:
                 var h = StreamLogHandler.standardError(label: label)
                 h.logLevel = config.logLevel
-                return QuietRefusalsLogHandler(h)
+                return h
             }
         }
         let logger = Logger(label: "labctrl")
@@ -82,7 +88,7 @@ struct LabCtrlCommand: ParsableCommand {
         logger.info("stopped")
     }
 
-    /// Exit 2 with one line naming the variable (spec §1).
+    /// Exit 2 with one line naming the variable.
     func fail(_ error: ConfigError) -> Never {
         var line = "labctrl: configuration error: \(error.description)\n"
         line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }

@@ -23,13 +23,21 @@ public struct LabController: Sendable {
 
     /// Builds the controller. Throws ``ConfigError`` for anything the operator must fix (exit 2).
     public static func make(config: LabConfig, environment: [String: String], logger: Logger) async throws(ConfigError) -> LabController {
-        let auth = try await Authenticator.make(config)
         let metrics = LabMetrics()
+        if config.tokensFile != nil { metrics.registerTokensReloadErrors() }
+        let auth = try await Authenticator.make(config) { failure in
+            // Logged and counted once per change of the file; missing/unreadable means no token is accepted.
+            metrics.tokensReloadFailed(failure.kind.rawValue)
+            logger.error(
+                "tokens file reload failed", metadata: ["kind": "\(failure.kind.rawValue)", "error": "\(failure.error)",
+                    "effect": "\(failure.kind == .malformed ? "keeping the last good tokens" : "no tokens accepted until it is back")"])
+        }
         let envFile = try config.workerEnvFile.map { path throws(ConfigError) in try EnvFile.load(path: path) } ?? []
         let backend: any WorkerBackend
         let workerHome: @Sendable (UserID) -> String
         switch config.mode {
         case .single:
+            try requireSharedAccountStatement(config)
             let binary = try resolveWorkerBinary(config)
             let workspace = Workspace(root: config.workspaceRoot, owner: nil)
             backend = ProcessBackend(
@@ -41,11 +49,22 @@ public struct LabController: Sendable {
             let home = config.containerHome
             workerHome = { _ in home }
         }
+        let descriptors = DescriptorLimit.raise()
+        let maxConnections = descriptors.connectionCap(configured: config.maxConnections, pending: config.maxPendingConnections)
+        logger.info(
+            "descriptor limit", metadata: ["soft": "\(descriptors.soft)", "hard": "\(descriptors.hard)", "connections_allowed": "\(maxConnections)"])
+        if config.maxConnections == 0 || maxConnections < config.maxConnections {
+            logger.warning(
+                "LAB_MAX_CONNECTIONS is bounded by the open-file limit (two descriptors per proxied connection)",
+                metadata: ["configured": "\(config.maxConnections)", "effective": "\(maxConnections)"])
+        }
         let hub = WorkerHub(backend: backend, settings: .init(config), metrics: metrics, logger: logger)
         let workspace = Workspace(
             root: config.workspaceRoot, owner: config.mode == .multi ? (config.containerUID, config.containerGID) : nil)
         let proxy = ProxyEnvironment(
             hub: hub, firewall: HandshakeFirewall(config), workspace: workspace, workerHome: workerHome, maxFrameBytes: config.maxFrameBytes,
+            maxHandshakeBytes: config.maxHandshakeBytes,
+            registry: ConnectionRegistry(maxPerUser: config.maxConnectionsPerUser, maxTotal: maxConnections),
             pingInterval: .seconds(double: config.pingInterval), handshakeTimeout: .seconds(double: config.handshakeTimeout),
             connectTimeout: .seconds(double: config.containerWSTimeout), metrics: metrics, logger: logger)
         return LabController(config: config, auth: auth, backend: backend, hub: hub, metrics: metrics, logger: logger, proxyEnvironment: proxy)
@@ -56,9 +75,13 @@ public struct LabController: Sendable {
         let ping: AutoPingSetup = config.pingInterval > 0 ? .enabled(timePeriod: .seconds(double: config.pingInterval)) : .disabled
         return Application(
             router: HTTPRoutes.router(controller: self),
-            server: .http1WebSocketUpgrade(
-                configuration: .init(ws: .init(maxFrameSize: config.maxFrameBytes, autoPing: ping, closeTimeout: .seconds(5))),
-                shouldUpgrade: WebSocketUpgrade.shouldUpgrade(controller: self)),
+            server: .webSocketServer(
+                configuration: .init(
+                    http1: .init(idleTimeout: .nanoseconds(Int64((config.httpIdleTimeout * 1e9).rounded()))),
+                    ws: .init(maxFrameSize: config.maxFrameBytes, autoPing: ping, closeTimeout: .seconds(5))),
+                headTimeout: .nanoseconds(Int64((config.httpIdleTimeout * 1e9).rounded())),
+                pending: PendingHeads(limit: config.maxPendingConnections) { [metrics] in metrics.connectionRefused("pending") },
+                decide: WebSocketUpgrade.decide(controller: self)),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? config.port) },
             logger: logger)
@@ -72,6 +95,8 @@ public struct LabController: Sendable {
             application(onRunning: onRunning),
             ReaperService(hub: hub, interval: .seconds(double: config.reaperInterval), logger: logger),
             DeathWatcherService(backend: backend, hub: hub, logger: logger),
+            RevocationService(
+                auth: auth, registry: proxyEnvironment.registry, metrics: metrics, interval: .seconds(double: config.tokensReload), logger: logger),
             HubLifecycleService(hub: hub, logger: logger),
         ]
     }
@@ -84,6 +109,24 @@ public struct LabController: Sendable {
     }
 
     // ---- helpers -------------------------------------------------------------------------
+
+    /// Single mode runs every user's agent as this controller's OS user, so users can read each other's
+    /// workspaces: with more than one identity (JWT, or a tokens file naming several users) the operator
+    /// must say so with `LAB_SINGLE_SHARED_ACCOUNT=true`.
+    static func requireSharedAccountStatement(_ config: LabConfig) throws(ConfigError) {
+        guard !config.singleSharedAccount else { return }
+        var several = config.jwtSecret != nil || config.jwtPublicKeyFile != nil
+        if !several, let path = config.tokensFile, let text = readTextFile(path),
+            let entries = try? TokensFile.parse(text)
+        {
+            several = Set(entries.map(\.user.value)).count > 1
+        }
+        if several {
+            throw ConfigError(
+                variable: "LAB_SINGLE_SHARED_ACCOUNT", value: nil,
+                expected: "true to run several users in single mode, where all agents share this OS account and can read each other's files (LAB_MODE=multi isolates users)")
+        }
+    }
 
     /// Options the worker gets from the operator's firewall settings, so both layers agree.
     static func workerArguments(_ config: LabConfig) -> [String] {
@@ -145,11 +188,29 @@ public struct LabController: Sendable {
 extension LabController {
     /// Adopts the workers that already run (controller restart); call before serving.
     public func prepare() async {
+        warnAboutReadableSecretFiles()
         do {
             let adopted = try await hub.adoptExisting()
             if adopted > 0 { logger.info("adopted running workers", metadata: ["count": "\(adopted)"]) }
         } catch {
             logger.error("could not list existing workers", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+extension LabController {
+    /// Secret files readable by other OS users are an operator mistake worth a warning at every start
+    /// (agents of *this* user can read them in single mode whatever the mode bits: README, "Isolation").
+    func warnAboutReadableSecretFiles() {
+        for (variable, path) in [("LAB_TOKENS_FILE", config.tokensFile), ("LAB_WORKER_ENV_FILE", config.workerEnvFile)] {
+            guard let path else { continue }
+            var st = stat()
+            guard stat(path, &st) == 0 else { continue }
+            if st.st_mode & 0o077 != 0 {
+                logger.warning(
+                    "secret file is readable by other OS users; chmod 600 it",
+                    metadata: ["variable": "\(variable)", "mode": "\(String(st.st_mode & 0o777, radix: 8))"])
+            }
         }
     }
 }

@@ -1,4 +1,4 @@
-/// What a client may ask for in a handshake (spec §1.4–§1.5, tightened per §11.3–§11.4).
+/// What a client may ask for in a handshake.
 ///
 /// Shared by the worker, which enforces them, and the controller's handshake firewall, which refuses
 /// early with the same words, so the two layers can never disagree.

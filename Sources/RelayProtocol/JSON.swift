@@ -91,10 +91,19 @@ public enum JSON: Sendable, Equatable {
     }
 }
 
-/// An ordered JSON object. Lookups are linear: protocol objects have a handful of keys.
-public struct JSONObject: Sendable, Equatable, Sequence {
+/// An ordered JSON object: keys in insertion order, a duplicate key replaces the earlier value in
+/// place (last wins, as Python's `json`).
+///
+/// Small objects (protocol messages have a handful of keys) are searched linearly; past
+/// `indexThreshold` keys a `[String: Int]` index makes insert and lookup O(1), so a hostile
+/// 100 000-key object parses in linear time.
+public struct JSONObject: Sendable, Sequence {
     public private(set) var keys: [String] = []
     public private(set) var values: [JSON] = []
+    /// key → position; nil while the object is small.
+    private var index: [String: Int]?
+
+    static let indexThreshold = 8
 
     public init() {}
 
@@ -105,25 +114,53 @@ public struct JSONObject: Sendable, Equatable, Sequence {
     public var isEmpty: Bool { keys.isEmpty }
     public var count: Int { keys.count }
 
+    private func position(of key: String) -> Int? {
+        if let index { return index[key] }
+        return keys.firstIndex(of: key)
+    }
+
     public subscript(key: String) -> JSON? {
-        get {
-            guard let i = keys.firstIndex(of: key) else { return nil }
-            return values[i]
-        }
+        get { position(of: key).map { values[$0] } }
         set {
-            if let i = keys.firstIndex(of: key) {
-                if let newValue { values[i] = newValue } else { keys.remove(at: i); values.remove(at: i) }
+            if let i = position(of: key) {
+                if let newValue {
+                    values[i] = newValue
+                } else {
+                    keys.remove(at: i)
+                    values.remove(at: i)
+                    rebuildIndex()
+                }
             } else if let newValue {
                 keys.append(key)
                 values.append(newValue)
+                if index != nil {
+                    index?[key] = keys.count - 1
+                } else if keys.count > Self.indexThreshold {
+                    rebuildIndex()
+                }
             }
         }
     }
 
+    private mutating func rebuildIndex() {
+        guard keys.count > Self.indexThreshold else {
+            index = nil
+            return
+        }
+        var map = [String: Int](minimumCapacity: keys.count)
+        for (i, k) in keys.enumerated() { map[k] = i }
+        index = map
+    }
+
     /// True when the key exists, even with a null value.
-    public func has(_ key: String) -> Bool { keys.contains(key) }
+    public func has(_ key: String) -> Bool { position(of: key) != nil }
 
     public func makeIterator() -> Zip2Sequence<[String], [JSON]>.Iterator { zip(keys, values).makeIterator() }
+}
+
+extension JSONObject: Equatable {
+    /// Same keys in the same order with equal values (the index is a cache, not part of the value).
+    public static func == (a: JSONObject, b: JSONObject) -> Bool { a.keys == b.keys && a.values == b.values }
 }
 
 extension JSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,

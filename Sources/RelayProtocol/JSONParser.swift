@@ -1,7 +1,13 @@
 /// A small, fast JSON parser (RFC 8259) working on raw bytes.
 ///
 /// Hand-written because every CLI line and client frame goes through it; it avoids Foundation's
-/// bridging and keeps key order.
+/// bridging and keeps key order. Strict where input is hostile, never repairing:
+/// - strings must be valid UTF-8 (an error, not U+FFFD), control characters must be escaped;
+/// - a `\u` escape of a lone surrogate becomes U+FFFD (Swift strings cannot hold one; Python keeps it);
+/// - integers are `.int` within Int64; beyond it `.double` only when the double is exactly that
+///   integer (e.g. 2^64), otherwise an error, so no id silently loses digits; a number that
+///   overflows a double (`1e400`) is an error, one that underflows becomes 0;
+/// - nesting deeper than `maxDepth` (512) is an error; duplicate keys: the last value wins.
 public struct JSONParseError: Error, CustomStringConvertible, Equatable {
     public let message: String
     public let offset: Int
@@ -30,6 +36,7 @@ extension JSON {
 private struct Parser {
     let bytes: UnsafeBufferPointer<UInt8>
     var index = 0
+    /// Deeper nesting is refused (also bounds the recursion's stack use).
     static let maxDepth = 512
 
     init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
@@ -152,6 +159,10 @@ private struct Parser {
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         if isInteger, let i = Int64(text) { return .int(i) }
         guard let d = Double(text) else { throw JSONParseError(message: "Invalid number", offset: start) }
+        guard d.isFinite else { throw JSONParseError(message: "Number out of range", offset: start) }
+        if isInteger, !JSONExactInteger.matches(d, text) {
+            throw JSONParseError(message: "Integer out of range (not exactly representable)", offset: start)
+        }
         return .double(d)
     }
 
@@ -162,7 +173,9 @@ private struct Parser {
         while index < bytes.count {
             let c = bytes[index]
             if c == UInt8(ascii: "\"") {
-                let s = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+                guard let s = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self) else {
+                    throw JSONParseError(message: "Invalid UTF-8 in string", offset: start - 1)
+                }
                 index += 1
                 return s
             }
@@ -174,8 +187,12 @@ private struct Parser {
         while index < bytes.count {
             let c = bytes[index]
             if c == UInt8(ascii: "\"") {
+                // Escapes add only whole sequences, so validating the result checks the raw bytes.
+                guard let s = String(validating: out, as: UTF8.self) else {
+                    throw JSONParseError(message: "Invalid UTF-8 in string", offset: start - 1)
+                }
                 index += 1
-                return String(decoding: out, as: UTF8.self)
+                return s
             }
             if c < 0x20 { throw error("Invalid control character") }
             if c != UInt8(ascii: "\\") {
@@ -210,8 +227,9 @@ private struct Parser {
                         index = save
                     }
                 }
+                // A lone surrogate is not a scalar: U+FFFD (documented above).
                 let u = Unicode.Scalar(scalar) ?? "\u{FFFD}"
-                out.append(contentsOf: Array(String(Character(u)).utf8))
+                UTF8.encode(u) { out.append($0) }
             default: throw error("Invalid \\escape")
             }
         }

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 
-/// One relay → client event: the ai-relay 0.4.46 envelope (spec §2.1).
+/// One relay → client event: the ai-relay 0.4.46 envelope.
 ///
 /// Fields are serialised in the reference's order; top-level `nil`s are omitted, nested nulls kept.
 public struct RelayEvent: Sendable, Equatable {

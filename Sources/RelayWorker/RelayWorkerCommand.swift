@@ -10,7 +10,17 @@ import Glibc
 
 /// Options shared by `relay-worker serve` and the bare `relay-worker` form.
 struct ServerOptions: ParsableArguments {
-    @Option(help: "Address to listen on.") var host = "0.0.0.0"
+    @Option(help: "Address to listen on (default 0.0.0.0 with a token, else 127.0.0.1).") var host: String?
+    @Option(help: "File holding the token clients must send as `Authorization: Bearer` (or set RELAY_WORKER_TOKEN).")
+    var tokenFile: String?
+    @Flag(help: "Read the token from the first line of stdin (how labctrl hands it over; nothing else reads it).")
+    var tokenStdin = false
+    @Flag(help: "Stop when stdin ends (labctrl holds it open for the worker's life, so its death ends the worker).")
+    var exitWithStdin = false
+    @Flag(help: "Serve without a token on a non-loopback address (an authenticating proxy stands in front).")
+    var insecureNoToken = false
+    @Option(help: "Allow WebSocket upgrades from this exact Origin, scheme://host[:port] (repeatable; others get 403).")
+    var allowedOrigin: [String] = []
     @Option(help: "Port to listen on (default 9000 for serve, 8765 for the bare form).") var port: Int?
     @Option(help: "Confine session folders to this directory (symlinks resolved).") var workspaceRoot: String?
     @Option(help: "DEBUG, INFO, WARNING or ERROR.") var logLevel = "INFO"
@@ -19,6 +29,8 @@ struct ServerOptions: ParsableArguments {
     @Flag(help: "Allow clients to trigger `claude install`.") var allowClaudeUpdate = false
     @Option(help: "Serve another CLI in a PTY: NAME=EXECUTABLE (repeatable).") var ptyTool: [String] = []
     @Option(help: "Disconnect a client whose pending send makes no progress for this many seconds.") var sendTimeout = 30
+    @Option(help: "Largest handshake (first message) in bytes; larger ones are refused with close 1009.")
+    var maxHandshakeBytes = 256 * 1024
     @Option(help: "codex: seconds to wait for any app-server answer (initialize, turn/start, turn/interrupt…).")
     var codexRpcTimeout = 60
     @Flag(help: "codex: allow clients to pass a thread `config`/`modelProvider` and to send `raw_request`.")
@@ -47,8 +59,18 @@ struct ServerOptions: ParsableArguments {
             handler.logLevel = level
             return handler
         }
-        var options = WorkerOptions(baseEnvironment: ChildSpec.currentEnvironment())
-        options.host = host
+        // Before anything else: the token leaves the environment (and the agents' inherited one), and
+        // the process becomes non-dumpable so agents of the same OS user cannot read it back.
+        ProcessHardening.makeNonDumpable()
+        let lifeline = exitWithStdin ? try ParentLifeline.takeStdin() : nil
+        let token = try WorkerTokenSource.load(
+            file: tokenFile, stdin: tokenStdin, environmentVariable: WorkerTokenSource.environmentVariable)
+        var environment = ChildSpec.currentEnvironment()
+        environment[WorkerTokenSource.environmentVariable] = nil
+        var options = WorkerOptions(baseEnvironment: environment)
+        options.accessToken = token
+        options.allowedOrigins = allowedOrigin
+        options.host = try WorkerTokenSource.listenHost(requested: host, hasToken: token != nil, insecureNoToken: insecureNoToken)
         options.port = port ?? defaultPort
         if let workspaceRoot {
             guard let real = WorkspacePolicy.realPath(workspaceRoot) else {
@@ -59,7 +81,12 @@ struct ServerOptions: ParsableArguments {
         options.allowedEnv = Set(allowEnv)
         options.allowMCPConfig = allowMcpConfig
         options.allowClaudeUpdate = allowClaudeUpdate
-        options.sendTimeout = .seconds(max(1, sendTimeout))
+        guard (1...86_400).contains(sendTimeout) else { throw ValidationError("--send-timeout must be 1...86400 seconds") }
+        options.sendTimeout = .seconds(sendTimeout)
+        guard (1024...(50 << 20)).contains(maxHandshakeBytes) else {
+            throw ValidationError("--max-handshake-bytes must be 1024...52428800")
+        }
+        options.maxHandshakeBytes = maxHandshakeBytes
         options.codexRPCTimeout = .seconds(max(1, codexRpcTimeout))
         options.allowCodexConfig = allowCodexConfig
         options.allowCodexFullAccess = allowCodexFullAccess
@@ -81,9 +108,12 @@ struct ServerOptions: ParsableArguments {
             options.ptyTools[parts[0]] = parts[1]
         }
         let logger = Logger(label: "relay-worker")
+        if let lifeline { try await ParentLifeline.watch(lifeline, logger: logger) }
         let host = options.host
         let app = buildWorkerApplication(options: options, logger: logger) { port in
-            logger.info("relay-worker listening on ws://\(host):\(port)")
+            logger.info("relay-worker listening", metadata: [
+                "address": "ws://\(host):\(port)", "token": "\(token == nil ? "none" : "required")",
+            ])
         }
         try await app.runService()
     }

@@ -68,11 +68,9 @@ import Testing
     }
 
     @Test func tokenFileAndAdmin() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lab-auth-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("tokens").path
-        try "# users\nalice alice-token-000000000000\nbob   bob-token-0000000000000\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let tokens = try TemporaryTokensFile("lab-auth", contents: "# users\nalice alice-token-000000000000\nbob   bob-token-0000000000000\n")
+        defer { tokens.remove() }
+        let path = tokens.path
         var c = LabConfig()
         c.tokensFile = path
         c.adminToken = "the-admin-token-123"

@@ -48,7 +48,7 @@ import Testing
         ("LAB_MODE", "cluster"), ("LAB_PORT", "http"), ("LAB_PORT", "70000"), ("LAB_PORT", "-1"),
         ("LAB_WORKSPACE_ROOT", "relative/path"), ("LAB_CONTAINER_HOME", "home"), ("LAB_IDLE_TIMEOUT_SECS", "-5"),
         ("LAB_IDLE_TIMEOUT_SECS", "0"), ("LAB_CONTAINER_WS_TIMEOUT", "soon"), ("LAB_CONTAINER_STARTUP_DELAY", "nan"),
-        ("LAB_CONTAINER_PORT", "0"), ("LAB_CONTAINER_MEMORY", "lots"), ("LAB_CONTAINER_MEMORY", "1k"), ("LAB_CONTAINER_CPUS", "0"),
+        ("LAB_CONTAINER_PORT", "0"), ("LAB_CONTAINER_MEMORY", "lots"), ("LAB_CONTAINER_MEMORY", "1k"), ("LAB_CONTAINER_CPUS", "-1"),
         ("LAB_ALLOWED_TOOLS", "claude,bash"), ("LAB_ALLOWED_ENV", "1BAD"), ("LAB_ALLOW_MCP_CONFIG", "maybe"),
         ("LAB_LOG_FORMAT", "xml"), ("LAB_LOG_LEVEL", "loud"), ("LAB_JWT_SECRET", "short"), ("LAB_ADMIN_TOKEN", "tiny"),
         ("LAB_LOCAL_USER", "../root"), ("LAB_DOCKER_HOST", "ssh://box"), ("LAB_TOKENS_FILE", "tokens.txt"),
@@ -109,6 +109,6 @@ import Testing
         for bad in ["", ".", "..", "../x", "a/b", "-rf", "_x", ".hidden", "al ice", "ünï", String(repeating: "z", count: 65), "a\0b"] {
             #expect(UserID(bad) == nil, "\(bad)")
         }
-        #expect(UserID("alice")?.containerName == "lab-alice")
+        #expect(UserID("alice")?.containerName(deployment: "lab") == "lab-alice")
     }
 }

@@ -37,7 +37,7 @@ import Testing
         c.containerMemoryBytes = 512 << 20
         c.containerCPUs = 1.5
         let layout = ContainerLayout(config: c, environment: ["HOME": "/home/labuser", "K": "v"], workerArguments: ["--allow-mcp-config"])
-        let spec = layout.spec(user: UserID("alice")!, hostWorkspace: "/srv/ws/alice", port: 9000, specHash: "h", createdAt: 1)
+        let spec = layout.spec(user: UserID("alice")!, hostWorkspace: "/srv/ws/alice", port: 9000, specHash: "h", createdAt: 1, token: "t0123456789abcdef")
         let hc = try #require(spec.hostConfig)
         #expect(hc.capDrop == ["ALL"] && hc.capAdd == ["NET_BIND_SERVICE"] && hc.securityOpt == ["no-new-privileges"])
         #expect(hc.memory == 512 << 20 && hc.memorySwap == 512 << 20 && hc.nanoCpus == 1_500_000_000 && hc.pidsLimit == 512)
@@ -56,7 +56,7 @@ import Testing
         host.network = "host"
         let hl = ContainerLayout(config: host, environment: [:], workerArguments: [])
         #expect(hl.command(port: 4000).contains("127.0.0.1"))
-        #expect(hl.spec(user: UserID("a")!, hostWorkspace: "/w", port: 4000, specHash: "h", createdAt: 0).labels?["lab.port"] == "4000")
+        #expect(hl.spec(user: UserID("a")!, hostWorkspace: "/w", port: 4000, specHash: "h", createdAt: 0, token: "t0123456789abcdef").labels?["lab.port"] == "4000")
     }
 
     @Test func subprocessWorkersNeverSeeControllerSecrets() {
@@ -98,5 +98,27 @@ import Testing
         #expect(!FrameInspector.contains(ByteBuffer(string: "pin"), "ping"))
         #expect(!FrameInspector.contains(ByteBuffer(string: ""), "ping"))
         #expect(FrameInspector.contains(ByteBuffer(string: "ping"), "ping"))
+    }
+}
+
+@Suite struct WorkerTokenTests {
+    @Test func tokensAreLongRandomAndFoundInTheEnv() {
+        let a = WorkerToken.generate()
+        let b = WorkerToken.generate()
+        #expect(a.utf8.count == 64 && a != b)
+        #expect(a.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
+        #expect(WorkerToken.find(in: ["PATH=/bin", "RELAY_WORKER_TOKEN=\(a)"]) == a)
+        #expect(WorkerToken.find(in: ["RELAY_WORKER_TOKEN="]) == nil)
+        #expect(WorkerToken.find(in: nil) == nil)
+        // The token never shows in an address's description (logs).
+        #expect(!WorkerAddress(host: "127.0.0.1", port: 1, token: a).description.contains(a))
+    }
+
+    @Test func theTokenIsOnlyInTheEnvAndNoInitRuns() throws {
+        let layout = ContainerLayout(config: LabConfig(), environment: ["A": "1"], workerArguments: [])
+        let one = layout.spec(user: UserID("alice")!, hostWorkspace: "/w", port: 9000, specHash: "h", createdAt: 0, token: "t-one-0123456789ab")
+        #expect(one.env?.contains("RELAY_WORKER_TOKEN=t-one-0123456789ab") == true)
+        #expect(one.hostConfig?.initProcess == false)
+        #expect(one.labels?.values.contains { $0.contains("t-one-0123456789ab") } == false)
     }
 }

@@ -5,7 +5,7 @@ import Testing
 
 @testable import RelayWorkerCore
 
-/// The JSON-RPC call table and the auth helpers' file handling (spec §7).
+/// The JSON-RPC call table and the auth helpers' file handling.
 @Suite struct AdapterSupportTests {
     @Test func answerBeforeWaitIsKept() async throws {
         let calls = RPCCalls()

@@ -70,37 +70,58 @@ import Testing
     }
 }
 
-@Suite struct ClientMessageTests {
-    @Test func frameParsingAndAcks() {
-        #expect(ClientMessage(frame: "hello").text == "hello")
-        #expect(ClientMessage(frame: "[1, 2]").text == "[1, 2]")
-        #expect(ClientMessage(frame: #"{"type":"ping"}"#).ack == nil)
-        #expect(ClientMessage(frame: #"{"type":"set_approval_policy"}"#).ack?.text == "set_approval_policy")
-        #expect(ClientMessage(frame: #"{"content":"x"}"#).ack?.text == nil)
-        #expect(ClientMessage(frame: #"{"text":""}"#).isEmpty)
-        #expect(!ClientMessage(frame: #"{"type":"interrupt"}"#).isEmpty)
-    }
-
-    @Test func requestIdMayBeAnInteger() {
-        #expect(ClientMessage(frame: #"{"type":"permission_response","request_id":0}"#).requestID == "0")
-        #expect(ClientMessage(frame: #"{"type":"permission_response","request_id":"r"}"#).requestID == "r")
-        #expect(ClientMessage(frame: #"{"type":"permission_response","request_id":""}"#).requestID == nil)
-    }
-
-    @Test func promptExtraction() {
-        #expect(ClientMessage(frame: #"{"content":[{"type":"text","text":" a "},{"type":"input_text","text":"b"}]}"#).promptText == "a \nb")
-        #expect(ClientMessage(frame: #"{"content":[{"type":"image","source":{}}]}"#).promptText == "[image]")
-        #expect(ClientMessage(frame: "  /cost ").promptText == "/cost")
-    }
-}
-
 @Suite struct NullHandlingTests {
     @Test func nullContentFallsBackToText() {
-        #expect(ClientMessage(frame: #"{"content":null,"text":"hi"}"#).promptText == "hi")
+        #expect(Prompt(ClientMessage(frame: #"{"content":null,"text":"hi"}"#).object).trimmedText == "hi")
     }
 
     @Test func emptyWorkspaceIdFallsBackToSessionId() throws {
         let h = try Handshake.parse(#"{"workspace_id":"","session_id":"s"}"#, newSessionID: { "x" })
         #expect(h.workspaceID == "s")
+    }
+}
+
+@Suite struct ClaudeCostTextTests {
+    @Test func groupingIsPythons() {
+        let cases: [(Int64, String)] = [
+            (0, "0"), (7, "7"), (999, "999"), (1000, "1,000"), (-1234, "-1,234"), (1_234_567, "1,234,567"),
+            (100_000, "100,000"), (Int64.max, "9,223,372,036,854,775,807"), (Int64.min, "-9,223,372,036,854,775,808"),
+        ]
+        for (n, text) in cases { #expect(ClaudeTotals.grouped(n) == text, "\(n)") }
+    }
+
+    @Test func totalsAndReplies() throws {
+        var totals = ClaudeTotals()
+        totals.add(result: try JSON.parse(
+            #"{"type":"result","subtype":"success","total_cost_usd":0.01234,"usage":{"input_tokens":1200,"output_tokens":34,"cache_read_input_tokens":5000,"cache_creation_input_tokens":1}}"#))
+        totals.add(result: try JSON.parse(#"{"type":"result","subtype":"error_max_turns","total_cost_usd":5}"#))
+        #expect(totals == ClaudeTotals(cost: 0.01234, inputTokens: 1200, outputTokens: 34, turns: 1, lastContext: 6201))
+        #expect(totals.costText == "**Session cost:** $0.0123\n**Input tokens:** 1,200\n**Output tokens:** 34\n**Turns:** 1")
+        #expect(
+            totals.statusText(model: "opus", pending: true, conversation: nil)
+                == "**Model:** opus (applies next turn)\n**Session:** new (no turn yet)\n**Turns:** 1\n**Context (last turn):** 6,201 tokens\n**Cost so far:** $0.0123")
+    }
+
+    @Test func absurdUsageSaturatesInsteadOfTrapping() throws {
+        var totals = ClaudeTotals()
+        let huge = try JSON.parse(
+            #"{"subtype":"success","usage":{"input_tokens":9223372036854775807,"output_tokens":-9223372036854775808,"cache_read_input_tokens":9223372036854775807}}"#)
+        totals.add(result: huge)
+        totals.add(result: huge)
+        #expect(totals.inputTokens == .max && totals.outputTokens == .min && totals.lastContext == .max)
+    }
+
+    @Test func slashCommands() {
+        #expect(ClaudeSlashCommand("/cost") == .cost && ClaudeSlashCommand("/status") == .status)
+        #expect(ClaudeSlashCommand("/new") == .newConversation && ClaudeSlashCommand("/clear") == .newConversation)
+        #expect(ClaudeSlashCommand("/cost please") == nil && ClaudeSlashCommand("/COST") == nil)
+        #expect(ClaudeSlashCommand.cost.source == "cost_summary" && ClaudeSlashCommand.newConversation.source == "new_conversation")
+    }
+
+    @Test func installReply() {
+        let ok = ClaudeInstall.response(output: "v2", code: 0)
+        #expect(ok.text == "Claude Code updated to the latest version.\n\nv2\n\nSend any message to start a session with the new version.")
+        #expect(ok.metadata == ["update_exit_code": 0, "source": "claude_update"])
+        #expect(ClaudeInstall.response(output: "x", code: -1).text == "Update failed (exit -1).\n\nx")
     }
 }

@@ -3,7 +3,7 @@ import Testing
 
 @testable import RelayWorkerCore
 
-/// Codex app-server mapping (spec §4.3.5) and approval answers (§4.3.6), with the worker's fixes.
+/// Codex app-server mapping and approval answers, with the worker's fixes.
 @Suite struct CodexAdapterTests {
     func parse(_ s: String) -> JSON { try! JSON.parse(s) }
 
@@ -74,7 +74,14 @@ import Testing
         #expect(CodexApproval.result(for: cmd, message(#"{"request_id":0,"approved":false}"#)) == ["decision": "decline"])
         #expect(CodexApproval.result(for: cmd, message(#"{"request_id":0,"decision":"acceptForSession"}"#)) == ["decision": "acceptForSession"])
         #expect(CodexApproval.result(for: cmd, message(#"{"request_id":0}"#)) == ["decision": "decline"])
+        // A `response` object for an approval is read with the same verdict, not sent verbatim.
         #expect(CodexApproval.result(for: cmd, message(#"{"request_id":0,"response":{"decision":"cancel"}}"#)) == ["decision": "cancel"])
+        #expect(CodexApproval.result(for: cmd, message(#"{"request_id":0,"response":{"decision":"yes"}}"#)) == ["decision": "decline"])
+        #expect(CodexApproval.result(for: cmd, message(#"{"request_id":0,"behavior":"maybe"}"#)) == ["decision": "decline"])
+        #expect(CodexApproval.result(for: cmd, message(#"{"request_id":0,"behavior":"allow","approved":false}"#)) == ["decision": "decline"])
+        #expect(CodexApproval.result(for: cmd, message(#"{"request_id":0,"decision":{"acceptWithExecpolicyAmendment":{}}}"#)) == ["decision": "decline"])
+        // Other server requests get the client's response verbatim.
+        #expect(CodexApproval.result(for: "item/tool/call", message(#"{"response":{"output":"x"}}"#)) == ["output": "x"])
         let file = "item/fileChange/requestApproval"
         #expect(CodexApproval.result(for: file, message(#"{"decision":"approved_for_session"}"#)) == ["decision": "acceptForSession"])
         #expect(CodexApproval.result(for: file, message(#"{"decision":"whatever"}"#)) == ["decision": "decline"])
@@ -82,15 +89,22 @@ import Testing
         #expect(
             CodexApproval.result(for: "item/permissions/requestApproval", message(#"{"allow":true}"#))
                 == ["permissions": .object(JSONObject()), "scope": "turn"])
+        #expect(
+            CodexApproval.result(for: "item/permissions/requestApproval", message(#"{"approved":false,"permissions":{"fs":true}}"#))
+                == ["permissions": .object(JSONObject()), "scope": "turn"])
+        // Allowed: exactly the requested grant, whatever the client wrote into its answer.
+        let asked: JSON = ["permissions": ["network": ["enabled": true]], "reason": "fetch"]
+        let wider = message(#"{"behavior":"allow","permissions":{"fileSystem":{"write":["/"]},"network":{"enabled":true}}}"#)
+        #expect(
+            CodexApproval.result(for: "item/permissions/requestApproval", requested: asked, wider)
+                == ["permissions": ["network": ["enabled": true]], "scope": "turn"])
+        #expect(
+            CodexApproval.result(for: "item/permissions/requestApproval", requested: asked, message(#"{"decision":"acceptForSession"}"#))
+                == ["permissions": ["network": ["enabled": true]], "scope": "session"])
+        #expect(
+            CodexApproval.result(for: "item/permissions/requestApproval", requested: asked, message(#"{"behavior":"maybe"}"#))
+                == ["permissions": .object(JSONObject()), "scope": "turn"])
         #expect(message(#"{"type":"permission_response","request_id":0}"#).requestID == "0")
-    }
-
-    @Test func promptInput() {
-        let (text, images) = CodexRuntime.promptInput(
-            message(#"{"type":"user_message","content":[{"type":"text","text":"a"},{"type":"image","source":{"media_type":"image/jpeg","data":"QQ=="}},{"type":"text","text":"b"}]}"#))
-        #expect(text == "a\nb")
-        #expect(images == [["type": "image", "url": "data:image/jpeg;base64,QQ=="]])
-        #expect(CodexRuntime.promptInput(message(#"{"text":5}"#)).0 == "5")
     }
 
     @Test func policy() {

@@ -3,7 +3,7 @@ import Testing
 
 @testable import RelayWorkerCore
 
-/// Cortex settings and allow-lists (spec §4.5, §11.6), SSE parsing and the per-mode mapping.
+/// Cortex settings and allow-lists, SSE parsing and the per-mode mapping.
 @Suite struct CortexAdapterTests {
     func options(_ change: (inout WorkerOptions) -> Void = { _ in }) -> WorkerOptions {
         var o = WorkerOptions(baseEnvironment: ["SNOWFLAKE_PAT": "pat", "SECRET": "s"])
@@ -100,10 +100,5 @@ import Testing
         #expect(sql.events[0].type == "tool_call" && sql.sql?.index == 1 && sql.sql?.delta == "SELECT")
         let warn = CortexEventMapper.map(mode: .analyst, name: "warnings", data: #"{"warnings":[]}"#)
         #expect(warn.events[0].type == "status" && warn.events[0].status == "warnings")
-    }
-
-    @Test func promptText() {
-        #expect(CortexRuntime.promptText(ClientMessage(frame: #"{"content":[{"type":"text","text":"a"},{"type":"image"},{"type":"input_text","text":"b"}]}"#)) == "a\nb")
-        #expect(CortexRuntime.promptText(ClientMessage(frame: #"{"type":"set_model","model":"x"}"#)) == "")
     }
 }

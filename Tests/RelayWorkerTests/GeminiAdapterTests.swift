@@ -3,7 +3,7 @@ import Testing
 
 @testable import RelayWorkerCore
 
-/// Gemini ACP mapping (spec §4.4.4), permission answers (§4.4.5) and prompt parts (§4.4.3).
+/// Gemini ACP mapping, permission answers and prompt parts.
 @Suite struct GeminiAdapterTests {
     func parse(_ s: String) -> JSON { try! JSON.parse(s) }
     func message(_ s: String) -> ClientMessage { ClientMessage(frame: s) }
@@ -25,7 +25,7 @@ import Testing
         #expect(done[0].type == "tool_result" && done[0].status == "completed" && done[0].toolUseID == "t1")
         let running = GeminiEventMapper.events(forUpdate: parse(#"{"sessionUpdate":"tool_call_update","toolCallId":"t1","status":"in_progress"}"#))
         #expect(running[0].type == "tool_call")
-        // Not an object: ignored, no crash (the reference's reader dies, §11.15).
+        // Not an object: ignored, no crash (the reference's reader dies).
         let odd = GeminiEventMapper.events(forUpdate: parse(#"{"sessionUpdate":"agent_message_chunk","content":"text","delta":5}"#))
         #expect(odd.map(\.type) == ["stream_event"])
         let delta = GeminiEventMapper.events(forUpdate: parse(#"{"delta":{"type":"message","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}}"#))
@@ -40,11 +40,20 @@ import Testing
 
     @Test func permissionOptions() {
         #expect(GeminiPermission.optionID(message(#"{"behavior":"allow"}"#), options: geminiOptions) == "proceed_once")
-        #expect(GeminiPermission.optionID(message(#"{}"#), options: geminiOptions) == "proceed_once")
+        // No answer field denies (fail closed; the reference allowed).
+        #expect(GeminiPermission.optionID(message(#"{}"#), options: geminiOptions) == "cancel")
+        #expect(GeminiPermission.optionID(message(#"{"approved":false}"#), options: geminiOptions) == "cancel")
+        #expect(GeminiPermission.optionID(message(#"{"behavior":"maybe"}"#), options: geminiOptions) == "cancel")
+        #expect(GeminiPermission.optionID(message(#"{"decision":"allow_always"}"#), options: geminiOptions) == "proceed_always")
         #expect(GeminiPermission.optionID(message(#"{"behavior":"deny"}"#), options: geminiOptions) == "cancel")
         #expect(GeminiPermission.optionID(message(#"{"decision":"decline"}"#), options: geminiOptions) == "cancel")
         #expect(GeminiPermission.optionID(message(#"{"allow":true}"#), options: geminiOptions) == "proceed_once")
+        // An offered option alone selects; with a verdict it must agree with it; unknown ids deny.
         #expect(GeminiPermission.optionID(message(#"{"optionId":"proceed_always"}"#), options: geminiOptions) == "proceed_always")
+        #expect(GeminiPermission.optionID(message(#"{"optionId":"cancel"}"#), options: geminiOptions) == "cancel")
+        #expect(GeminiPermission.optionID(message(#"{"optionId":"made_up"}"#), options: geminiOptions) == "cancel")
+        #expect(GeminiPermission.optionID(message(#"{"optionId":"proceed_always","behavior":"deny"}"#), options: geminiOptions) == "cancel")
+        #expect(GeminiPermission.optionID(message(#"{"optionId":"proceed_always","approved":"yes"}"#), options: geminiOptions) == "cancel")
         // No kinds: the reference's id-token rule; no options: the defaults.
         let bare: [JSON] = [["optionId": "yes_please"], ["optionId": "reject_it"]]
         #expect(GeminiPermission.optionID(message(#"{"behavior":"allow"}"#), options: bare) == "yes_please")
@@ -54,18 +63,5 @@ import Testing
             GeminiPermission.optionID(message(#"{"behavior":"allow","args":{"options":[{"optionId":"ok"}]}}"#), options: []) == "ok")
         #expect(GeminiPermission.selected("proceed_once") == ["outcome": ["outcome": "selected", "optionId": "proceed_once"]])
         #expect(GeminiPermission.cancelled == ["outcome": ["outcome": "cancelled"]])
-    }
-
-    @Test func promptParts() {
-        #expect(GeminiPrompt.parts(message("hello")) == [["type": "text", "text": "hello"]])
-        #expect(GeminiPrompt.parts(message(#"{"type":"ping"}"#)).isEmpty)
-        let parts = GeminiPrompt.parts(
-            message(#"{"content":[{"type":"text","text":"a"},{"type":"inline_data","mime_type":"image/gif","data":"R0"},{"type":"other"},3],"images":[{"base64":"QQ"}]}"#))
-        #expect(
-            parts == [
-                ["type": "text", "text": "a"], ["type": "image", "mimeType": "image/gif", "data": "R0"],
-                ["type": "text", "text": #"{"type":"other"}"#], ["type": "text", "text": "3"],
-                ["type": "image", "mimeType": "image/png", "data": "QQ"],
-            ])
     }
 }

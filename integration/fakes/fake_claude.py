@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A protocol-faithful fake of `claude --print --input-format stream-json --output-format stream-json
---verbose --permission-prompt-tool stdio` (spec §9.1; field names as in Claude Code 2.1.x).
+--verbose --permission-prompt-tool stdio` (; field names as in Claude Code 2.1.x).
 
 Why: the differential test and the benchmark need a CLI whose output is *deterministic*, so the
 Python reference and relay-worker can be compared event by event. (The real binary is used in

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A deterministic fake of `codex app-server --listen stdio://` (JSON-RPC lines without a `jsonrpc`
-member; spec §4.3, §9.2; method and field names as in the codex 0.163 app-server schema).
+member; method and field names as in the codex 0.163 app-server schema).
 
 Why: the differential test needs a CLI whose output is identical run after run, so ai-relay 0.4.46
 and relay-worker can be compared event by event (the real binary is used in test_codex_real.py).

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A protocol-faithful fake of `gemini --acp --output-format stream-json` (Gemini CLI in Agent Client
-Protocol mode; spec §4.4, §9.3; message shapes as in the ACP schema and gemini-cli's ACP agent).
+Protocol mode; message shapes as in the ACP schema and gemini-cli's ACP agent).
 
 Why: the Gemini CLI is npm-only (unreachable here), so the gemini adapter is tested against this
 fake. Installed as an executable named `gemini` on the PATH of the relay under test.

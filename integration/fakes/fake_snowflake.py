@@ -1,6 +1,6 @@
 """A fake Snowflake Cortex REST API on loopback (plain HTTP), answering with server-sent events.
 
-Why: Cortex is a hosted service; the cortex adapter is tested against this server (spec §4.5, §9.4).
+Why: Cortex is a hosted service; the cortex adapter is tested against this server.
 It serves the three endpoints the relay calls and checks the headers a real account would:
 
   POST /api/v2/cortex/agent:run              (agent mode: response.text.delta, tool_use, ...)

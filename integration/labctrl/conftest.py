@@ -1,4 +1,4 @@
-"""Fixtures for the labctrl end-to-end tests (issue 4); helpers live in labsupport.py.
+"""Fixtures for the labctrl end-to-end tests; helpers live in labsupport.py.
 
 What runs for real: the `labctrl` binary, `relay-worker` (as subprocesses in single mode, inside containers
 of a private dockerd in multi mode), the real `claude` binary, and WebSocket clients. Only the model API is
@@ -60,7 +60,10 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
     if shutil.which("dockerd") is None or shutil.which("docker") is None:
         pytest.fail("dockerd/docker not installed (scripts/setup.sh)", pytrace=False)
     state = tmp_path_factory.mktemp("dockerd")
-    r = subprocess.run([str(REPO / "scripts/dockerd.sh"), "start", str(state)], capture_output=True, text=True, timeout=120)
+    # iptables on: bridge networks with enable_icc=false really isolate containers. Safe only because
+    # the tests run in their own network namespace (the parent conftest refuses otherwise).
+    r = subprocess.run([str(REPO / "scripts/dockerd.sh"), "start", str(state)], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, LAB_DOCKERD_IPTABLES="true"))
     if r.returncode != 0:
         pytest.fail(f"dockerd did not start:\n{r.stderr}", pytrace=False)
     host = [l.split("=", 1)[1] for l in r.stdout.splitlines() if l.startswith("export DOCKER_HOST=")][0]

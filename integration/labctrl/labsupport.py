@@ -287,6 +287,8 @@ def single_env(lab_dir: Path, tokens_file: Path, fake_api: FakeAnthropic, **extr
         "LAB_JWT_SECRET": JWT_SECRET,
         "LAB_WORKER_ENV_FILE": str(env_file),
         "LAB_WORKER_BINARY": str(harness.worker_bin()),
+        # alice and bob share this OS account in single mode; the controller refuses to start without it.
+        "LAB_SINGLE_SHARED_ACCOUNT": "true",
     }
     env.update(extra)
     return env
@@ -314,6 +316,23 @@ class Dockerd:
     def inspect_network(self, ref: str) -> dict[str, Any]:
         return json.loads(self.docker("network", "inspect", ref).stdout)[0]
 
+    def stop_daemon(self, timeout: float = 60.0) -> None:
+        """SIGTERM to the daemon (by its PID), waiting for it to exit; mounts and data root stay for a restart."""
+        pid = int((self.state / "docker.pid").read_text())
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not Path(f"/proc/{pid}").exists(), f"dockerd {pid} did not stop within {timeout}s"
+
+    def start_daemon(self, *flags: str) -> None:
+        """Starts the daemon again on the same socket and data root, with extra `flags` (e.g. --live-restore)."""
+        env = dict(os.environ, LAB_DOCKERD_IPTABLES="true", LAB_DOCKERD_ARGS=" ".join(flags),
+                   LAB_DOCKERD_DATA=(self.state / "data-root").read_text().strip())
+        r = subprocess.run([str(REPO / "scripts/dockerd.sh"), "start", str(self.state)], capture_output=True, text=True,
+                           timeout=120, env=env)
+        assert r.returncode == 0, r.stderr
+
     def remove_managed(self) -> None:
         ids = [c["ID"] for c in self.containers()]
         if ids:
@@ -337,6 +356,8 @@ def multi_env(lab_dir: Path, tokens_file: Path, fake_api: FakeAnthropic, dockerd
         "LAB_WORKER_ENV_FILE": str(env_file),
         "LAB_CONTAINER_MEMORY": "1g",
         "LAB_WORKER_STOP_GRACE_SECS": "2",
+        # Containers named lab-<user>, as the tests expect (the default derives it from the host name).
+        "LAB_DEPLOYMENT": "lab",
     }
     env.update(extra)
     return env

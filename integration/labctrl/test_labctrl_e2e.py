@@ -1,4 +1,4 @@
-"""Issue 4, "must show" 1: a client with a valid token reaches its own worker and completes a real Claude
+"""End to end: a client with a valid token reaches its own worker and completes a real Claude
 Code turn, in both modes (single: relay-worker subprocess; multi: a container on a private dockerd with
 host networking). Also: the three ways to present a token, and the generated token of single mode.
 """

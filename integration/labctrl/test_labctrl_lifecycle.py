@@ -1,4 +1,4 @@
-"""Issue 4, "must show" 3: worker life cycle.
+"""Worker life cycle.
 
 - 50 concurrent first connects for one user → exactly one worker (container in multi mode, process in single);
 - controller restart → running containers adopted (same ids), stopped leftovers removed, no duplicates;
@@ -11,6 +11,8 @@ Timeouts are shortened through LAB_* variables; every wait is bounded and waits 
 """
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 import uuid
@@ -23,6 +25,8 @@ from fakes.fake_anthropic import Text, ToolUse
 
 from labsupport import ADMIN_TOKEN, TOKENS, jwt_hs256, claims, multi_env, single_env, statuses, wait_until
 
+# 50 sockets of one user: above the default per-user connection cap.
+MANY = {"LAB_MAX_CONNECTIONS_PER_USER": "64"}
 FAST_REAPER = {"LAB_REAPER_INTERVAL_SECS": "0.2", "LAB_IDLE_TIMEOUT_SECS": "3", "LAB_IDLE_WARNING_SECS": "1.5"}
 
 
@@ -72,7 +76,7 @@ def count_processes(root: str) -> int:
 
 def test_50_concurrent_first_connects_single_mode(labs, lab_dir, tokens_file, fake_api):
     root = str(lab_dir / "ws-sf")
-    lab = labs.start(single_env(lab_dir, tokens_file, fake_api, LAB_WORKSPACE_ROOT=root), name="sf-single")
+    lab = labs.start(single_env(lab_dir, tokens_file, fake_api, LAB_WORKSPACE_ROOT=root, **MANY), name="sf-single")
     clients = concurrent_connects(lab, jwt_hs256(claims("frank")), 50)
     try:
         assert count_processes(root) == 1
@@ -86,7 +90,7 @@ def test_50_concurrent_first_connects_single_mode(labs, lab_dir, tokens_file, fa
 
 
 def test_50_concurrent_first_connects_multi_mode(labs, lab_dir, tokens_file, fake_api, dockerd):
-    lab = labs.start(multi_env(lab_dir, tokens_file, fake_api, dockerd), name="sf-multi")
+    lab = labs.start(multi_env(lab_dir, tokens_file, fake_api, dockerd, **MANY), name="sf-multi")
     clients = concurrent_connects(lab, jwt_hs256(claims("grace")), 50)
     try:
         cs = dockerd.containers("lab.user=grace")
@@ -146,6 +150,7 @@ def test_restart_adopts_and_spec_change_recreates_when_idle(labs, lab_dir, token
     assert statuses(alice)[:2] == ["lab.creating", "lab.starting"]
     second = dockerd.inspect("lab-alice")
     assert second["Id"] != ids["lab-alice"] and second["HostConfig"]["Memory"] == 768 << 20
+    assert second["HostConfig"]["ReadonlyRootfs"] is True and list(second["HostConfig"]["Tmpfs"]) == ["/tmp"]
     assert (lab_dir / "ws-multi" / "alice" / "keep.txt").read_text() == "still here"
 
     # The image is rebuilt while alice is connected: her worker becomes outdated but stays while in use
@@ -154,7 +159,7 @@ def test_restart_adopts_and_spec_change_recreates_when_idle(labs, lab_dir, token
                              input_text=f"FROM {env['LAB_IMAGE']}\nLABEL lab.test-rebuild={tag()}\n")
     assert rebuilt.returncode == 0, rebuilt.stderr
     wait_until(lambda: lab3.worker("alice")["outdated"], 10, "alice's worker to be marked outdated")
-    time.sleep(1.0)  # reaper passes while she is connected: the worker must stay
+    # Kept while in use over many reaper passes: WorkerHubTests (injected clock) covers the timing.
     assert lab3.worker("alice")["id"] == second["Id"]
     alice.close()
     wait_until(lambda: lab3.worker("alice") is None, 15, "alice's outdated worker to go once idle")
@@ -230,16 +235,17 @@ def test_no_reap_mid_turn_or_with_pending_permission(fast, fake_api, lab_dir):
     try:
         c.send_text(f"slow-{t}")
         c.wait_type("input_ack", timeout=30)
-        time.sleep(5.0)  # longer than the 3 s idle timeout: a turn in flight is activity
+        # The proxy sees the turn in flight; that a busy worker outlives the idle timeout is timed in
+        # WorkerHubTests with an injected clock.
+        wait_until(lambda: fast.worker("judy")["busy"], 10, "the turn to count as busy")
         assert not [e for e in c.events if str(e.get("status", "")).startswith("lab.idle")], c.events
-        assert fast.worker("judy")["busy"]
         release.set()
         assert f"slow answer {t}" in c.wait_type("response", timeout=60)["text"]
         # A pending permission prompt also keeps the worker.
         fake_api.script(f"perm-{t}", [ToolUse("Bash", {"command": f"touch perm-{t}.txt", "description": "make a file"}), Text(f"made {t}")])
         c.send_text(f"perm-{t}")
         req = c.wait_type("permission_request", timeout=60)
-        time.sleep(5.0)
+        wait_until(lambda: fast.worker("judy")["busy"], 10, "the pending prompt to count as busy")
         assert not [e for e in c.events if str(e.get("status", "")).startswith("lab.idle")], c.events
         c.send_json({"type": "permission_response", "request_id": req["request_id"], "allow": True, "behavior": "allow"})
         c.wait_type("response", timeout=60)
@@ -275,6 +281,28 @@ def test_stuck_turn_reaped_at_hard_cap(labs, lab_dir, tokens_file, fake_api):
 
 
 # ---- a worker that dies --------------------------------------------------------------------------
+
+
+def test_process_worker_killed_mid_session(fast):
+    """Single mode: the controller's own child dies; the death is reported in line by its supervisor."""
+    c = session(fast, "liam")
+    try:
+        pid = int(fast.worker("liam")["id"].removeprefix("pid:"))
+        os.kill(pid, signal.SIGKILL)
+        err = c.wait_type("error", timeout=20)
+        assert "stopped unexpectedly" in err["text"] and "signal 9" in err["text"], err
+        c.wait_closed(timeout=10)
+        assert c.close_code == 1011
+        wait_until(lambda: fast.worker("liam") is None, 15, "the dead worker to be forgotten")
+    finally:
+        c.close()
+    c2 = session(fast, "liam")
+    try:
+        assert statuses(c2)[0] == "lab.creating"
+        assert int(fast.worker("liam")["id"].removeprefix("pid:")) != pid
+        assert 'lab_worker_deaths_total{oom="false"}' in fast.metrics()
+    finally:
+        c2.close()
 
 
 def test_container_killed_mid_turn(labs, lab_dir, tokens_file, fake_api, dockerd):

@@ -85,6 +85,9 @@ def test_json_logs(lab):
     parsed = [json.loads(l) for l in lines]
     assert all({"ts", "level", "logger", "msg"} <= set(p) for p in parsed)
     assert any(p["msg"] == "worker ready" and p.get("user") for p in parsed)
+    # The open-file limit is raised to the hard one, and the connection cap fits it (two sockets each).
+    limit = next(p for p in parsed if p["msg"] == "descriptor limit")
+    assert limit["soft"] == limit["hard"] and 0 < int(limit["connections_allowed"]) <= (int(limit["soft"]) - 64) // 2
 
 
 def test_graceful_shutdown_single_mode(labs, lab_dir, tokens_file, fake_api):

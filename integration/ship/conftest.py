@@ -1,4 +1,4 @@
-"""Fixtures for the shipping tests (issue 6): the Dockerfile's images on a private dockerd, compose.yaml,
+"""Fixtures for the shipping tests: the Dockerfile's images on a private dockerd, compose.yaml,
 and the web console in headless Chromium. Helpers for the controller come from ../labctrl/labsupport.py.
 
 What runs for real: `docker build` (BuildKit) of the Dockerfile's `worker` and `controller` stages from

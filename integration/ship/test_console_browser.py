@@ -1,4 +1,4 @@
-"""Issue 6, "must show" 2: the web console in headless Chromium (Debian's chromium + chromium-driver, driven by
+"""The web console in headless Chromium (Debian's chromium + chromium-driver, driven by
 selenium) against single mode: sign in with the printed console URL or a pasted token, pick tool and folder,
 send a prompt that makes the real claude ask for a Write, click Allow, see the tool result, the response and
 the file on disk; deny and interrupt; the idle warning with "Keep it running", then the reap. Screenshots go to artifacts/.

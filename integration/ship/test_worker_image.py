@@ -1,6 +1,6 @@
-"""Issue 6, "must show" 1: the Dockerfile's `worker` stage, built with `docker build` (BuildKit) from
-scripts/dist.sh binaries on the locally imported Debian base, runs the end-to-end Claude turn of the LabCtrl
-issue in multi mode (private dockerd, host networking, real claude + fake model API on loopback); and
+"""The Dockerfile's `worker` stage, built with `docker build` (BuildKit) from
+scripts/dist.sh binaries on the locally imported Debian base, runs the end-to-end Claude turn of
+labctrl/test_labctrl_e2e.py in multi mode (private dockerd, host networking, real claude + fake model API on loopback); and
 compose.yaml is valid for Compose 1.29 and comes up with the locally built images.
 """
 from __future__ import annotations
@@ -93,9 +93,10 @@ def test_image_entrypoint_serves_claude(engine: Engine, ship_images: ShipImages,
     port = harness.free_port()
     env_file = write_env_file(tmp_path / "worker.env", claude_env(fake_api))
     name = f"lab-ship-run-{tag()}"
-    engine.docker("run", "-d", "--name", name, "--init", "--network", "host", "--cap-drop", "ALL",
+    token = os.urandom(32).hex()  # the entrypoint listens on 0.0.0.0, which needs a token
+    engine.docker("run", "-d", "--name", name, "--network", "host", "--cap-drop", "ALL",
                   "--security-opt", "no-new-privileges", "-e", f"LAB_CONTAINER_PORT={port}", "--env-file", str(env_file),
-                  "-v", f"{home}:/home/labuser", ship_images.agent)
+                  "-e", f"RELAY_WORKER_TOKEN={token}", "-v", f"{home}:/home/labuser", ship_images.agent)
     try:
         def listening() -> bool:
             try:
@@ -107,7 +108,9 @@ def test_image_entrypoint_serves_claude(engine: Engine, ship_images: ShipImages,
         if not harness.wait_until(listening, 30):
             logs = engine.docker("logs", name, check=False)
             pytest.fail(f"the worker did not listen on {port}:\n{logs.stdout}\n{logs.stderr}", pytrace=False)
-        with harness.WSClient(f"ws://127.0.0.1:{port}/") as c:
+        with pytest.raises(Exception):  # no token: refused (401)
+            harness.WSClient(f"ws://127.0.0.1:{port}/")
+        with harness.WSClient(f"ws://127.0.0.1:{port}/", headers={"Authorization": f"Bearer {token}"}) as c:
             start = text_turn(c, fake_api, {"tool": "claude"})
             assert start["metadata"]["folder"] == "/home/labuser"
             write_turn(c, fake_api, "/home/labuser/entrypoint.txt", home / "entrypoint.txt")
@@ -146,6 +149,9 @@ def test_multi_mode_claude_turn_in_shipped_image(labs, lab_dir: Path, fake_api, 
         assert info["Config"]["Image"] == ship_images.agent
         assert info["Image"] == engine.image_id(ship_images.agent)
         assert info["HostConfig"]["NetworkMode"] == "host" and info["Config"]["User"] == "labuser"
+        # The turn above ran on the default read-only root file system, /tmp a tmpfs.
+        assert info["HostConfig"]["ReadonlyRootfs"] is True and list(info["HostConfig"]["Tmpfs"]) == ["/tmp"]
+        assert info["Name"] == f"/ship-test-{user_id}"
         # The worker that answered is the Dockerfile's relay-worker (dist/bin), not some other build.
         out = engine.docker("exec", cs[0]["ID"], "sha256sum", "/usr/local/bin/relay-worker").stdout
         assert out.split()[0] == sha256_file(ship_images.dist / "bin/relay-worker")

@@ -9,6 +9,7 @@ import Synchronization
 /// of a client share one thread that sleeps in `curl_multi_poll`; callers only enqueue and await a
 /// continuation. The multi handle also keeps a connection cache, so sequential calls reuse a keep-alive
 /// connection to the engine instead of reconnecting.
+/// `@unchecked Sendable`: `multi` and `active` belong to the loop thread; other threads touch only `inbox` (a Mutex) and atomics.
 final class CurlLoop: @unchecked Sendable {
     private enum Command {
         case add(CurlTransfer)

@@ -19,9 +19,12 @@ public struct Authenticator: Sendable {
 
     /// Builds the authenticator the configuration asks for. With no credential source configured, only
     /// single mode on a loopback address may start; it then gets a random token for `LAB_LOCAL_USER`.
-    public static func make(_ config: LabConfig) async throws(ConfigError) -> Authenticator {
+    /// `onTokensReloadError` hears about tokens-file reloads that failed (logging, metrics).
+    public static func make(
+        _ config: LabConfig, onTokensReloadError: @escaping @Sendable (TokensFile.ReloadError) -> Void = { _ in }
+    ) async throws(ConfigError) -> Authenticator {
         let jwt = try await JWTVerifier.make(config)
-        let tokens = try config.tokensFile.map { path throws(ConfigError) in try TokensFile(path: path) }
+        let tokens = try config.tokensFile.map { path throws(ConfigError) in try TokensFile(path: path, report: onTokensReloadError) }
         var generated: (UserID, String)?
         if jwt == nil, tokens == nil {
             guard config.mode == .single, config.listensOnLoopback else {
@@ -54,6 +57,9 @@ public struct Authenticator: Sendable {
     }
 
     public var adminEnabled: Bool { adminToken != nil }
+
+    /// Re-reads the tokens file if it changed (the periodic reload; errors go to the reporter).
+    public func reloadTokens() { tokens?.reloadIfChanged() }
 }
 
 /// 32 random bytes as base64url (43 characters), from the system CSPRNG.

@@ -8,38 +8,56 @@ import Musl
 
 /// The operator token file (`LAB_TOKENS_FILE`): lines `<user_id> <token>`, `#` comments.
 ///
-/// The file is re-read when its modification time changes, so operators can add or revoke users
-/// without a restart. A file that becomes unreadable or malformed keeps the last good contents (and the
-/// error is reported by `reloadIfChanged`).
+/// The file is re-read when it changes (modification or status-change time, size, inode), so operators
+/// can add or revoke users without a restart: on every authentication and every `LAB_TOKENS_RELOAD_SECS`
+/// (``RevocationService``). A file that goes missing or unreadable fails closed (no token is accepted
+/// until it is back); a malformed one keeps the last good contents. Either is a reload error, reported
+/// once per change of the file through `report` (logged and counted by the controller).
 public final class TokensFile: Sendable {
     public let path: String
+    /// Why a reload failed (the metric label) and the error.
+    public struct ReloadError: Sendable {
+        public enum Kind: String, Sendable { case missing, unreadable, malformed }
+        public var kind: Kind
+        public var error: ConfigError
+    }
     private struct State {
         var entries: [(user: UserID, token: [UInt8])] = []
-        var mtime: (Int, Int) = (0, 0)
+        /// What the file looked like when last read; nil = missing.
+        var version: FileVersion?
     }
     private let state = Mutex(State())
+    private let report: @Sendable (ReloadError) -> Void
 
     /// Loads `path`; throws ``ConfigError`` naming `LAB_TOKENS_FILE` if it cannot be used.
-    public init(path: String) throws(ConfigError) {
+    public init(path: String, report: @escaping @Sendable (ReloadError) -> Void = { _ in }) throws(ConfigError) {
         self.path = path
+        self.report = report
+        let version = Self.version(path)
         let entries = try Self.load(path)
-        let mtime = Self.mtime(path) ?? (0, 0)
         state.withLock {
             $0.entries = entries
-            $0.mtime = mtime
+            $0.version = version
         }
     }
+
+    /// The number of tokens currently accepted.
+    public var count: Int { state.withLock { $0.entries.count } }
 
     /// Parses the file format. Tokens must be at least 16 characters and unique.
     public static func parse(_ text: String) throws(ConfigError) -> [(user: UserID, token: [UInt8])] {
         var out: [(user: UserID, token: [UInt8])] = []
         var seen = Set<String>()
         var number = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // Split on code points, not Characters: "\r\n" is one Character, and a blank followed by a
+        // combining mark would otherwise stay inside a token.
+        for raw in text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false) {
             number += 1
-            let line = String(raw).trimmingWhitespace()
+            let line = String(String.UnicodeScalarView(raw)).trimmingWhitespace()
             if line.isEmpty || line.hasPrefix("#") { continue }
-            let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            let parts = line.unicodeScalars.split(whereSeparator: { $0 == " " || $0 == "\t" }).map {
+                String(String.UnicodeScalarView($0))
+            }
             guard parts.count == 2 else {
                 throw ConfigError(variable: "LAB_TOKENS_FILE", value: nil, expected: "'<user_id> <token>' on line \(number)")
             }
@@ -49,6 +67,11 @@ public final class TokensFile: Sendable {
             let token = String(parts[1])
             guard token.utf8.count >= 16 else {
                 throw ConfigError(variable: "LAB_TOKENS_FILE", value: nil, expected: "a token of at least 16 characters on line \(number)")
+            }
+            // Tokens travel in headers, cookies and query strings: visible ASCII only.
+            guard token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                throw ConfigError(
+                    variable: "LAB_TOKENS_FILE", value: nil, expected: "a token of visible ASCII characters on line \(number)")
             }
             guard seen.insert(token).inserted else {
                 throw ConfigError(variable: "LAB_TOKENS_FILE", value: nil, expected: "unique tokens (line \(number) repeats one)")
@@ -71,23 +94,35 @@ public final class TokensFile: Sendable {
         }
     }
 
-    /// Re-reads the file when its mtime changed. Returns the error if the new contents are unusable.
+    /// Re-reads the file when it changed. Returns (and reports) the error if it is now unusable.
     @discardableResult
-    public func reloadIfChanged() -> ConfigError? {
-        guard let m = Self.mtime(path) else { return nil }
-        let changed = state.withLock { $0.mtime != m }
-        guard changed else { return nil }
-        do {
-            let entries = try Self.load(path)
-            state.withLock {
-                $0.entries = entries
-                $0.mtime = m
-            }
-            return nil
-        } catch {
-            state.withLock { $0.mtime = m }  // do not retry a bad file on every request
-            return error
+    public func reloadIfChanged() -> ReloadError? {
+        let v = Self.version(path)
+        // Only the caller that records the new version reloads (no double reports under concurrency).
+        let changed = state.withLock { s in
+            guard s.version != v else { return false }
+            s.version = v
+            return true
         }
+        guard changed else { return nil }
+        let failure: ReloadError
+        if v == nil {
+            failure = ReloadError(kind: .missing, error: ConfigError(variable: "LAB_TOKENS_FILE", value: path, expected: "an existing file"))
+            state.withLock { $0.entries = [] }
+        } else if let text = readTextFile(path) {
+            do {
+                let entries = try Self.parse(text)
+                state.withLock { $0.entries = entries }
+                return nil
+            } catch {
+                failure = ReloadError(kind: .malformed, error: error)  // last good contents stay
+            }
+        } else {
+            failure = ReloadError(kind: .unreadable, error: ConfigError(variable: "LAB_TOKENS_FILE", value: path, expected: "a readable file"))
+            state.withLock { $0.entries = [] }
+        }
+        report(failure)
+        return failure
     }
 
     private static func load(_ path: String) throws(ConfigError) -> [(user: UserID, token: [UInt8])] {
@@ -97,10 +132,23 @@ public final class TokensFile: Sendable {
         return try parse(text)
     }
 
-    private static func mtime(_ path: String) -> (Int, Int)? {
+    /// What identifies one version of the file: a rename-replace changes the inode, chmod the ctime.
+    struct FileVersion: Equatable, Sendable {
+        var inode: UInt64
+        var size: Int64
+        var mtime: (Int, Int)
+        var ctime: (Int, Int)
+        static func == (a: Self, b: Self) -> Bool {
+            a.inode == b.inode && a.size == b.size && a.mtime == b.mtime && a.ctime == b.ctime
+        }
+    }
+
+    private static func version(_ path: String) -> FileVersion? {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
-        return (Int(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec) ^ Int(st.st_size) << 32)
+        return FileVersion(
+            inode: UInt64(st.st_ino), size: Int64(st.st_size), mtime: (Int(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec)),
+            ctime: (Int(st.st_ctim.tv_sec), Int(st.st_ctim.tv_nsec)))
     }
 }
 

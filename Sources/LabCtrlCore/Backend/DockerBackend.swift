@@ -2,12 +2,14 @@ import DockerClient
 import Logging
 import Synchronization
 
-/// Multi mode: one hardened container per user (spec §2, §3).
+/// Multi mode: one hardened container per user.
 ///
-/// Docker labels are the state (`lab.managed-by`, `lab.user`, `lab.spec-hash`, `lab.controller-id`,
-/// `lab.port`, `lab.created-at`): a restarted controller lists them and adopts what runs, so nothing
-/// is kept that the engine cannot give back. The container name `lab-<user>` makes a second create for
-/// the same user fail with 409, which is resolved by adopting the running container.
+/// Docker labels are the state (`lab.managed-by`, `lab.deployment`, `lab.user`, `lab.spec-hash`,
+/// `lab.controller-id`, `lab.port`, `lab.created-at`): a restarted controller lists them and adopts what
+/// runs, so nothing is kept that the engine cannot give back. Every list, removal and event filter
+/// includes this lab's `lab.deployment`, so other labs on the engine are left alone. The container name
+/// `<deployment>-<user>` makes a second create for the same user fail with 409, which is resolved by
+/// adopting the running container.
 public final class DockerBackend: WorkerBackend {
     public let kind = "docker"
     let docker: DockerClient
@@ -16,6 +18,8 @@ public final class DockerBackend: WorkerBackend {
     let logger: Logger
     /// The spec hash includes the image *id*, learned at adoption time, so a rebuilt tag counts as a change.
     private let imageID = Mutex<String>("")
+    /// The engine's CPU count (the CPU limit is capped at it), learned with the image id.
+    private let engineCPUs = Mutex<Int?>(nil)
     /// Containers we are stopping ourselves: their `die` is not a death.
     private let stopping = Mutex<Set<String>>([])
     /// Containers whose `oom` event was seen (it precedes `die`).
@@ -59,7 +63,9 @@ public final class DockerBackend: WorkerBackend {
 
     public func adoptExisting() async throws -> [WorkerHandle] {
         await refreshImageID()
-        let containers = try await docker.listContainers(all: true, filters: .label(Self.managedLabel, Self.managedValue))
+        await ensureIsolatedNetwork()
+        await removeLegacyNamesakes()
+        let containers = try await docker.listContainers(all: true, filters: ["label": layout.labelFilter()])
         var handles: [WorkerHandle] = []
         var seen = Set<UserID>()
         for c in containers {
@@ -85,9 +91,24 @@ public final class DockerBackend: WorkerBackend {
         return handles
     }
 
+    /// Containers of a controller from before `lab.deployment` carry no such label; one is removed only
+    /// when it holds exactly the name this lab would give that user (it would block the create with a
+    /// 409 forever, and cannot be adopted: no worker token). Any other unlabelled one is left alone.
+    private func removeLegacyNamesakes() async {
+        guard let all = try? await docker.listContainers(all: true, filters: .label(Self.managedLabel, Self.managedValue)) else { return }
+        for c in all where c.labels?[Deployment.label] == nil {
+            guard let user = c.labels?[ContainerLayout.userLabel].flatMap(UserID.init),
+                c.names?.contains("/\(layout.containerName(user))") == true
+            else { continue }
+            logger.notice("removing a container of an older controller that holds this lab's name", metadata: ["user": "\(user)", "id": "\(c.id)"])
+            try? await docker.removeContainer(c.id, force: true)
+        }
+    }
+
     public func refreshSpec() async { await refreshImageID() }
 
     private func refreshImageID() async {
+        if engineCPUs.withLock({ $0 == nil }), let n = try? await docker.info().ncpu { engineCPUs.withLock { $0 = n } }
         do {
             let image = try await docker.inspectImage(layout.image)
             let previous = imageID.withLock { old in
@@ -108,17 +129,20 @@ public final class DockerBackend: WorkerBackend {
         let info = try await docker.inspectContainer(id)
         guard info.state.running else { throw WorkerStartError("container \(info.shortName) is \(info.state.status)") }
         let labels = info.config.labels ?? [:]
+        guard let token = WorkerToken.find(in: info.config.env) else {
+            throw WorkerStartError("container \(info.shortName) has no worker token (made by an older controller)")
+        }
         let address: WorkerAddress
         if layout.hostNetwork {
             guard let port = labels[ContainerLayout.portLabel].flatMap(Int.init) else {
                 throw WorkerStartError("container \(info.shortName) has no \(ContainerLayout.portLabel) label")
             }
-            address = WorkerAddress(host: "127.0.0.1", port: port)
+            address = WorkerAddress(host: "127.0.0.1", port: port, token: token)
         } else {
             guard let ip = info.networkSettings?.networks?[layout.network]?.ipAddress, !ip.isEmpty else {
                 throw WorkerStartError("container \(info.shortName) has no address on network \(layout.network)")
             }
-            address = WorkerAddress(host: ip, port: layout.containerPort)
+            address = WorkerAddress(host: ip, port: layout.containerPort, token: token)
         }
         return WorkerHandle(
             user: user, id: info.id, address: address, specHash: labels[ContainerLayout.specLabel] ?? "",
@@ -132,16 +156,18 @@ public final class DockerBackend: WorkerBackend {
         if imageID.withLock({ $0.isEmpty }) { await refreshImageID() }
         let hostDir = try workspace.ensure(user)
         let port = layout.hostNetwork ? try FreePort.pick() : layout.containerPort
-        let spec = layout.spec(user: user, hostWorkspace: hostDir, port: port, specHash: currentSpecHash, createdAt: RelayClock.now())
+        let spec = layout.spec(
+            user: user, hostWorkspace: hostDir, port: port, specHash: currentSpecHash, createdAt: RelayClock.now(),
+            token: WorkerToken.generate(), engineCPUs: engineCPUs.withLock { $0 })
         var id = ""
         for attempt in 1...3 {
             do {
-                id = try await docker.createContainer(spec, name: user.containerName).id
+                id = try await docker.createContainer(spec, name: layout.containerName(user)).id
                 break
             } catch let error as DockerError where error.isConflict && attempt < 3 {
                 // Another replica (or a leftover) holds the name: adopt it once it runs, else replace it.
                 logger.debug("name conflict on create", metadata: ["user": "\(user)", "attempt": "\(attempt)"])
-                if var adopted = await awaitRunning(user.containerName, user: user) {
+                if var adopted = await awaitRunning(layout.containerName(user), user: user) {
                     logger.info("adopted existing container after name conflict", metadata: ["user": "\(user)", "id": "\(adopted.id)"])
                     adopted.adopted = true
                     return adopted
@@ -173,7 +199,8 @@ public final class DockerBackend: WorkerBackend {
         let deadline = clock.now + .seconds(10)
         var firstEmpty: ContinuousClock.Instant?
         // The list endpoint (not inspect) is used for the state: it answers for containers in any state.
-        let filters: DockerFilters = ["label": ["\(Self.managedLabel)=\(Self.managedValue)", "\(ContainerLayout.userLabel)=\(user.value)"]]
+        let filters: DockerFilters = ["label": layout.labelFilter("\(ContainerLayout.userLabel)=\(user.value)")]
+        var lastSeen: String?
         while clock.now < deadline {
             let found: [ContainerSummary]
             do {
@@ -191,6 +218,7 @@ public final class DockerBackend: WorkerBackend {
                 continue
             }
             firstEmpty = nil
+            lastSeen = c.id
             switch c.state {
             case "running"?:
                 if let h = try? await handle(forContainer: c.id, user: user) { return h }
@@ -204,7 +232,8 @@ public final class DockerBackend: WorkerBackend {
             try? await Task.sleep(for: .milliseconds(50))
         }
         logger.warning("the container holding the name never ran; replacing it", metadata: ["user": "\(user)"])
-        try? await docker.removeContainer(name, force: true)
+        // By id, as listed under this deployment's labels: never a container of another lab.
+        if let lastSeen { try? await docker.removeContainer(lastSeen, force: true) }
         return nil
     }
 
@@ -227,37 +256,69 @@ public final class DockerBackend: WorkerBackend {
 
     // ---- events ------------------------------------------------------------------------------
 
-    public func watchDeaths(_ onDeath: @escaping @Sendable (WorkerDeath) async -> Void) async throws {
+    /// Follows the engine's events until cancelled. A failed or ended stream (the engine restarting) is
+    /// subscribed again with back-off (0.5 s doubling to 10 s); once it is back, ``WorkerIncident/reconnected``
+    /// lets the hub find the workers that died while their events could not arrive.
+    public func watchIncidents(_ report: @escaping @Sendable (WorkerIncident) async -> Void) async throws {
         let filters: DockerFilters = [
-            "type": ["container"], "label": ["\(Self.managedLabel)=\(Self.managedValue)"], "event": ["die", "oom"],
+            "type": ["container"], "label": layout.labelFilter(), "event": ["die", "oom"],
         ]
-        let events = try await docker.events(filters: filters)
-        for try await event in events {
-            let id = event.actor.id
-            switch event.actionName {
-            case "oom":
-                _ = oomSeen.withLock { $0.insert(id) }
-            case "die":
-                if stopping.withLock({ $0.contains(id) }) { continue }
-                guard let user = event.actor.attributes?[ContainerLayout.userLabel].flatMap(UserID.init) else { continue }
-                let exitCode = event.actor.attributes?["exitCode"].flatMap(Int.init)
-                var oom = oomSeen.withLock { $0.remove(id) != nil }
-                if !oom, let info = try? await docker.inspectContainer(id) { oom = info.state.oomKilled ?? false }
-                let reason: String
-                if oom {
-                    reason = "it ran out of memory (OOM killed\(layout.memory.map { ", limit \($0 / (1024 * 1024)) MiB" } ?? ""))"
-                } else if exitCode == 137 {
-                    reason = "it was killed (exit code 137)"
-                } else if let exitCode {
-                    reason = "it exited with code \(exitCode)"
-                } else {
-                    reason = "its container stopped"
+        var backoff = Backoff(first: .milliseconds(500), cap: .seconds(10))
+        var lost = false
+        while true {
+            do {
+                let events = try await docker.events(filters: filters)
+                if lost {
+                    logger.notice("engine events resumed; reconciling workers")
+                    await report(.reconnected)
+                    lost = false
                 }
-                await onDeath(WorkerDeath(user: user, id: id, reason: reason, oomKilled: oom, exitCode: exitCode))
-            default:
-                break
+                backoff.reset()
+                for try await event in events { await handle(event, report) }
+                try Task.checkCancellation()
+                logger.warning("engine event stream ended; subscribing again")
+            } catch {
+                try Task.checkCancellation()
+                if !lost { logger.error("engine event stream failed; retrying with back-off", metadata: ["error": "\(error)"]) }
             }
+            lost = true
+            try await Task.sleep(for: backoff.next())
         }
+    }
+
+    private func handle(_ event: DockerEvent, _ report: @Sendable (WorkerIncident) async -> Void) async {
+        let id = event.actor.id
+        switch event.actionName {
+        case "oom":
+            _ = oomSeen.withLock { $0.insert(id) }
+            guard let user = event.actor.attributes?[ContainerLayout.userLabel].flatMap(UserID.init) else { return }
+            await report(.memoryKill(user: user, id: id, limitBytes: layout.memory))
+        case "die":
+            if stopping.withLock({ $0.contains(id) }) { return }
+            guard let user = event.actor.attributes?[ContainerLayout.userLabel].flatMap(UserID.init) else { return }
+            let exitCode = event.actor.attributes?["exitCode"].flatMap(Int.init)
+            var oom = oomSeen.withLock { $0.remove(id) != nil }
+            if !oom, let info = try? await docker.inspectContainer(id) { oom = info.state.oomKilled ?? false }
+            let reason: String
+            if oom {
+                reason = "it ran out of memory (OOM killed\(layout.memory.map { ", limit \($0 / (1024 * 1024)) MiB" } ?? ""))"
+            } else if exitCode == 137 {
+                reason = "it was killed (exit code 137)"
+            } else if let exitCode {
+                reason = "it exited with code \(exitCode)"
+            } else {
+                reason = "its container stopped"
+            }
+            await report(.died(WorkerDeath(user: user, id: id, reason: reason, oomKilled: oom, exitCode: exitCode)))
+        default:
+            break
+        }
+    }
+
+    /// Managed containers that exist and have not exited (created, running, paused, restarting).
+    public func aliveWorkerIDs() async throws -> Set<String> {
+        let containers = try await docker.listContainers(all: true, filters: ["label": layout.labelFilter()])
+        return Set(containers.filter { $0.state != "exited" && $0.state != "dead" }.map(\.id))
     }
 
     public func isHealthy() async -> Bool {

@@ -2,11 +2,16 @@
 public struct WorkerAddress: Sendable, Hashable, CustomStringConvertible {
     public var host: String
     public var port: Int
-    public init(host: String, port: Int) {
+    /// The worker's own secret, sent as `Authorization: Bearer` on every request to it (``WorkerToken``).
+    public var token: String
+    public init(host: String, port: Int, token: String) {
         self.host = host
         self.port = port
+        self.token = token
     }
     public var url: String { "ws://\(host.contains(":") ? "[\(host)]" : host):\(port)/" }
+    public var authorization: String { "Bearer \(token)" }
+    /// Never prints the token.
     public var description: String { "\(host):\(port)" }
 }
 
@@ -34,6 +39,18 @@ public struct WorkerHandle: Sendable, Equatable {
 }
 
 /// A worker that stopped without being asked to.
+/// What a backend reports about its workers on its own.
+public enum WorkerIncident: Sendable {
+    /// The worker stopped.
+    case died(WorkerDeath)
+    /// The kernel killed a process inside the worker's memory limit (an agent or one of its tools); the
+    /// worker may live on (if it does not, ``died(_:)`` follows with `oomKilled`).
+    case memoryKill(user: UserID, id: String, limitBytes: Int64?)
+    /// The backend lost its view for a while (the engine restarted) and has it back: deaths in the gap
+    /// were not reported, so the hub asks ``WorkerBackend/aliveWorkerIDs()``.
+    case reconnected
+}
+
 public struct WorkerDeath: Sendable {
     public var user: UserID
     public var id: String
@@ -65,6 +82,8 @@ public enum StopReason: String, Sendable, CaseIterable {
     case dead
     case shutdown
     case failedStart = "failed_start"
+    /// It stopped answering (no pong by the ping deadline, or no answer to an upgrade): replaced.
+    case unresponsive
 }
 
 /// How workers are made: Docker containers (multi mode) or local subprocesses (single mode).
@@ -82,7 +101,9 @@ public protocol WorkerBackend: Sendable {
     /// Stops and removes the worker (the workspace stays).
     func stop(_ handle: WorkerHandle, reason: StopReason) async
     /// Called with every worker that dies on its own, as soon as the backend notices.
-    func watchDeaths(_ onDeath: @escaping @Sendable (WorkerDeath) async -> Void) async throws
+    func watchIncidents(_ report: @escaping @Sendable (WorkerIncident) async -> Void) async throws
+    /// Ids of the workers that exist now and have not exited (used after ``WorkerIncident/reconnected``).
+    func aliveWorkerIDs() async throws -> Set<String>
     /// Whether the engine answers (`/readyz`).
     func isHealthy() async -> Bool
     /// Controller shutdown: subprocesses are ended, containers are left running for adoption.

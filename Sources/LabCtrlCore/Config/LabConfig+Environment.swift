@@ -24,17 +24,21 @@ extension LabConfig {
         ("LAB_JWT_AUDIENCE", "required aud claim"),
         ("LAB_TOKENS_FILE", "operator token file, lines '<user_id> <token>'"),
         ("LAB_ADMIN_TOKEN", "bearer token of the admin API /v1/workers (secret; admin API off when unset)"),
+        ("LAB_SINGLE_SHARED_ACCOUNT", "true: single mode may serve several users, who then share one OS account (default false)"),
         ("LAB_LOCAL_USER", "user id of the generated token in single mode (default local)"),
         ("LAB_WORKER_ENV_FILE", "KEY=VALUE lines given to every worker (provider credentials, base URLs)"),
         ("LAB_WORKER_BINARY", "single mode worker executable (default relay-worker beside labctrl)"),
         ("LAB_MAX_WORKERS", "cap on workers, 0 = none (default 100)"),
-        ("LAB_CONTAINER_MEMORY", "memory limit per container, e.g. 2g, 512m (default none)"),
-        ("LAB_CONTAINER_CPUS", "CPU limit per container, e.g. 1.5 (default none)"),
+        ("LAB_CONTAINER_MEMORY", "memory limit per container, e.g. 2g, 512m; 0 or none = no limit (default 2g)"),
+        ("LAB_CONTAINER_CPUS", "CPU limit per container, e.g. 1.5, capped at the engine's CPU count; 0 or none = no limit (default 2)"),
+        ("LAB_CONTAINER_READ_ONLY", "read-only root file system in user containers, tmpfs /tmp (default true)"),
+        ("LAB_CONTAINER_TMP_SIZE", "size of the tmpfs /tmp of read-only containers, e.g. 512m (default 512m)"),
         ("LAB_CONTAINER_PIDS_LIMIT", "process limit per container, 0 = none (default 512)"),
         ("LAB_CONTAINER_UID", "owner uid of new workspace folders in multi mode (default 1000)"),
         ("LAB_CONTAINER_GID", "owner gid of new workspace folders in multi mode (default 1000)"),
         ("LAB_WORKER_STOP_GRACE_SECS", "SIGTERM to SIGKILL grace when a worker stops (default 5)"),
         ("LAB_CONTROLLER_ID", "controller id written into container labels (default host name)"),
+        ("LAB_DEPLOYMENT", "lab.deployment label and container-name prefix, [a-z0-9-] up to 20 characters; labs sharing an engine need different ones, replicas of one lab the same (default derived from LAB_CONTROLLER_ID)"),
         ("LAB_DOCKER_HOST", "Docker engine (unix:///path or tcp://host:port); default DOCKER_HOST"),
         ("LAB_REAPER_INTERVAL_SECS", "seconds between reaper passes (default 30)"),
         ("LAB_IDLE_WARNING_SECS", "lead time of lab.idle_warning before a reap (default 60)"),
@@ -46,6 +50,13 @@ extension LabConfig {
         ("LAB_MAX_FRAME_BYTES", "largest WebSocket frame either way (default 52428800)"),
         ("LAB_WS_PING_SECS", "WebSocket ping period toward clients and workers, 0 = off (default 20)"),
         ("LAB_HANDSHAKE_TIMEOUT_SECS", "time a client has to send its first frame (default 10)"),
+        ("LAB_MAX_HANDSHAKE_BYTES", "largest first client message (handshake); over it: error event, close 1009 (default 262144)"),
+        ("LAB_MAX_CONNECTIONS_PER_USER", "open client WebSockets per user, 0 = no cap; over it: HTTP 429 (default 32)"),
+        ("LAB_MAX_CONNECTIONS", "open client WebSockets in all, 0 = no cap; over it: HTTP 429 (default 4096)"),
+        ("LAB_MAX_PENDING_CONNECTIONS", "connections that have not sent a request head yet, 0 = no cap; past it new ones are closed at once (default 256)"),
+        ("LAB_HTTP_IDLE_TIMEOUT_SECS", "seconds a connection may take to send a request head, and idle keep-alive bound (default 30)"),
+        ("LAB_ALLOWED_ORIGINS", "comma list of browser Origins allowed on /ws besides the controller's own"),
+        ("LAB_TOKENS_RELOAD_SECS", "period of the tokens-file reload and of re-checking open sockets' credentials (default 10)"),
         ("LAB_LOG_FORMAT", "text | json (default text)"),
         ("LAB_LOG_LEVEL", "trace | debug | info | notice | warning | error | critical (default info)"),
         ("LAB_SHUTDOWN_GRACE_SECS", "bound on graceful shutdown after SIGTERM (default 10)"),
@@ -88,6 +99,7 @@ extension LabConfig {
             throw ConfigError(variable: "LAB_ADMIN_TOKEN", value: nil, expected: "at least 16 characters (got \(t.utf8.count))")
         }
         c.localUser = env.string("LAB_LOCAL_USER") ?? c.localUser
+        c.singleSharedAccount = try env.bool("LAB_SINGLE_SHARED_ACCOUNT", default: false)
         if UserID(c.localUser) == nil {
             throw ConfigError(variable: "LAB_LOCAL_USER", value: c.localUser, expected: UserID.rule)
         }
@@ -95,14 +107,30 @@ extension LabConfig {
         c.workerEnvFile = try env.optionalAbsolutePath("LAB_WORKER_ENV_FILE")
         c.workerBinary = env.string("LAB_WORKER_BINARY")
         c.maxWorkers = try env.int("LAB_MAX_WORKERS", default: c.maxWorkers, range: 0...1_000_000)
-        c.containerMemoryBytes = try env.byteSize("LAB_CONTAINER_MEMORY")
-        c.containerCPUs = try env.optionalDouble("LAB_CONTAINER_CPUS", positive: true)
+        if env.isOff("LAB_CONTAINER_MEMORY") {
+            c.containerMemoryBytes = nil
+        } else if let m = try env.byteSize("LAB_CONTAINER_MEMORY") {
+            c.containerMemoryBytes = m
+        }
+        if env.isOff("LAB_CONTAINER_CPUS") {
+            c.containerCPUs = nil
+        } else if let cpus = try env.optionalDouble("LAB_CONTAINER_CPUS", positive: true) {
+            c.containerCPUs = cpus
+        }
+        c.containerReadOnly = try env.bool("LAB_CONTAINER_READ_ONLY", default: c.containerReadOnly)
+        c.containerTmpBytes = try env.byteSize("LAB_CONTAINER_TMP_SIZE") ?? c.containerTmpBytes
         let pids = try env.int("LAB_CONTAINER_PIDS_LIMIT", default: 512, range: 0...4_194_304)
         c.containerPidsLimit = pids == 0 ? nil : Int64(pids)
         c.containerUID = UInt32(try env.int("LAB_CONTAINER_UID", default: 1000, range: 0...Int(Int32.max)))
         c.containerGID = UInt32(try env.int("LAB_CONTAINER_GID", default: 1000, range: 0...Int(Int32.max)))
         c.workerStopGrace = try env.seconds("LAB_WORKER_STOP_GRACE_SECS", default: c.workerStopGrace)
         c.controllerID = env.string("LAB_CONTROLLER_ID") ?? (environment["HOSTNAME"].flatMap { $0.isEmpty ? nil : $0 } ?? hostName())
+        if let d = env.string("LAB_DEPLOYMENT") {
+            guard Deployment.isValid(d) else { throw ConfigError(variable: "LAB_DEPLOYMENT", value: d, expected: Deployment.rule) }
+            c.deployment = d
+        } else {
+            c.deployment = Deployment.derived(fromControllerID: c.controllerID)
+        }
         c.dockerHost = env.string("LAB_DOCKER_HOST") ?? env.string("DOCKER_HOST")
         if let h = c.dockerHost, !(h.hasPrefix("unix://") || h.hasPrefix("tcp://")) {
             throw ConfigError(variable: env.has("LAB_DOCKER_HOST") ? "LAB_DOCKER_HOST" : "DOCKER_HOST", value: h, expected: "unix:///path or tcp://host:port")
@@ -131,6 +159,16 @@ extension LabConfig {
         c.maxFrameBytes = try env.int("LAB_MAX_FRAME_BYTES", default: c.maxFrameBytes, range: 1024...(1 << 30))
         c.pingInterval = try env.seconds("LAB_WS_PING_SECS", default: c.pingInterval)
         c.handshakeTimeout = try env.seconds("LAB_HANDSHAKE_TIMEOUT_SECS", default: c.handshakeTimeout, positive: true)
+        c.maxHandshakeBytes = try env.int("LAB_MAX_HANDSHAKE_BYTES", default: c.maxHandshakeBytes, range: 1024...(64 << 20))
+        c.maxConnectionsPerUser = try env.int("LAB_MAX_CONNECTIONS_PER_USER", default: c.maxConnectionsPerUser, range: 0...1_000_000)
+        c.maxConnections = try env.int("LAB_MAX_CONNECTIONS", default: c.maxConnections, range: 0...1_000_000)
+        c.httpIdleTimeout = try env.seconds("LAB_HTTP_IDLE_TIMEOUT_SECS", default: c.httpIdleTimeout, positive: true)
+        c.maxPendingConnections = try env.int("LAB_MAX_PENDING_CONNECTIONS", default: c.maxPendingConnections, range: 0...1_000_000)
+        c.allowedOrigins = env.list("LAB_ALLOWED_ORIGINS") ?? []
+        if let bad = c.allowedOrigins.first(where: { OriginPolicy.normalize($0) == nil }) {
+            throw ConfigError(variable: "LAB_ALLOWED_ORIGINS", value: bad, expected: "origins such as https://lab.example.com or http://127.0.0.1:8080")
+        }
+        c.tokensReload = try env.seconds("LAB_TOKENS_RELOAD_SECS", default: c.tokensReload, positive: true)
 
         c.logFormat = try env.choice("LAB_LOG_FORMAT", default: .text)
         if let level = env.string("LAB_LOG_LEVEL") {
@@ -194,20 +232,34 @@ struct EnvReader {
         return x
     }
 
+    /// At most ten years: every duration becomes nanoseconds in an Int64 somewhere (≈ 292 years), so a
+    /// larger value would trap instead of being refused.
+    static let maxSeconds = 315_360_000.0
+    /// Upper bound of plain numbers (CPUs and the like), for the same reason.
+    static let maxNumber = 1_000_000.0
+
     func seconds(_ name: String, default d: Double, positive: Bool = false) throws(ConfigError) -> Double {
         guard let v = string(name) else { return d }
-        guard let x = Double(v), x.isFinite, positive ? x > 0 : x >= 0 else {
-            throw ConfigError(variable: name, value: v, expected: positive ? "a number of seconds > 0" : "a number of seconds >= 0")
+        guard let x = Double(v), x.isFinite, positive ? x > 0 : x >= 0, x <= Self.maxSeconds else {
+            throw ConfigError(
+                variable: name, value: v,
+                expected: (positive ? "a number of seconds > 0" : "a number of seconds >= 0") + " and <= \(Int(Self.maxSeconds))")
         }
         return x
     }
 
     func optionalDouble(_ name: String, positive: Bool) throws(ConfigError) -> Double? {
         guard let v = string(name) else { return nil }
-        guard let x = Double(v), x.isFinite, positive ? x > 0 : x >= 0 else {
-            throw ConfigError(variable: name, value: v, expected: positive ? "a number > 0" : "a number >= 0")
+        guard let x = Double(v), x.isFinite, positive ? x > 0 : x >= 0, x <= Self.maxNumber else {
+            throw ConfigError(variable: name, value: v, expected: (positive ? "a number > 0" : "a number >= 0") + " and <= 1000000")
         }
         return x
+    }
+
+    /// `0` or `none`: a limit switched off.
+    func isOff(_ name: String) -> Bool {
+        guard let v = string(name)?.lowercased() else { return false }
+        return v == "none" || Double(v) == 0
     }
 
     func bool(_ name: String, default d: Bool) throws(ConfigError) -> Bool {
@@ -247,10 +299,13 @@ struct EnvReader {
             default: number = ""
             }
         }
-        guard let x = Double(number), x.isFinite, x > 0, x * unit >= 6 * 1024 * 1024 else {
-            throw ConfigError(variable: name, value: v, expected: "a size such as 512m or 2g (at least 6m)")
+        // Up to 1 PiB: far beyond any machine, far below Int64's range.
+        guard let x = Double(number), x.isFinite, x > 0, x * unit >= 6 * 1024 * 1024, x * unit <= 1_125_899_906_842_624,
+            let bytes = Int64(exactly: (x * unit).rounded(.down))
+        else {
+            throw ConfigError(variable: name, value: v, expected: "a size such as 512m or 2g (at least 6m, at most 1024t)")
         }
-        return Int64(x * unit)
+        return bytes
     }
 }
 

@@ -2,7 +2,7 @@ import Logging
 
 /// Every setting of the controller, parsed once from the environment (`LabConfig.fromEnvironment`).
 ///
-/// Names and defaults of the first block are fixed by the original controller (spec §1); the rest are
+/// Names and defaults of the first block are fixed by the original controller; the rest are
 /// ours. Durations are seconds as `Double` so tests can use sub-second timeouts.
 public struct LabConfig: Sendable {
     /// `single`: workers are subprocesses of the controller; `multi`: one Docker container per user.
@@ -10,7 +10,7 @@ public struct LabConfig: Sendable {
     /// How log lines are written to stderr.
     public enum LogFormat: String, Sendable, CaseIterable { case text, json }
 
-    // ---- spec §1 (names and defaults fixed) ----------------------------------------------
+    // ---- names and defaults fixed by the original controller ----------------------------
     public var mode: Mode = .single
     public var workspaceRoot = "/var/ohwise-lab-workspaces"
     public var image = "ohwise-lab-ctrl:local"
@@ -41,6 +41,9 @@ public struct LabConfig: Sendable {
     public var adminToken: String?
     /// User id of the generated token (single mode on loopback with no auth configured).
     public var localUser = "local"
+    /// Single mode with several identities: the operator states that these users share one OS account
+    /// (their agents can read each other's workspaces); without it such a configuration does not start.
+    public var singleSharedAccount = false
 
     // ---- workers -----------------------------------------------------------------------
     /// `KEY=VALUE` lines handed to every worker (provider credentials, base URLs).
@@ -49,8 +52,12 @@ public struct LabConfig: Sendable {
     public var workerBinary: String?
     /// Cap on concurrently existing workers (0 = no cap).
     public var maxWorkers = 100
-    public var containerMemoryBytes: Int64?
-    public var containerCPUs: Double?
+    /// Per-container limits; `nil` = none (`LAB_CONTAINER_MEMORY=0`, `LAB_CONTAINER_CPUS=0`).
+    public var containerMemoryBytes: Int64? = 2 << 30
+    public var containerCPUs: Double? = 2
+    /// Read-only root file system with a tmpfs `/tmp` of `containerTmpBytes` (counted in the memory limit).
+    public var containerReadOnly = true
+    public var containerTmpBytes: Int64 = 512 << 20
     public var containerPidsLimit: Int64? = 512
     /// Owner given to new workspace folders in multi mode (the uid of `containerUser` in the image).
     public var containerUID: UInt32 = 1000
@@ -59,6 +66,9 @@ public struct LabConfig: Sendable {
     public var workerStopGrace = 5.0
     /// Identifies this controller in container labels (default: host name).
     public var controllerID = "labctrl"
+    /// `lab.deployment` label and container-name prefix: this lab lists, adopts and removes only its
+    /// own containers on a shared engine. `[a-z0-9-]`, at most 20 characters.
+    public var deployment = "labctrl"
     /// Docker engine address; default `DOCKER_HOST`, then the local socket.
     public var dockerHost: String?
 
@@ -84,6 +94,19 @@ public struct LabConfig: Sendable {
     public var pingInterval = 20.0
     /// Time a client has to send its first frame.
     public var handshakeTimeout = 10.0
+    /// Largest first client message (the handshake); over it: `error` event and close 1009, unparsed.
+    public var maxHandshakeBytes = 262_144
+    /// Caps on open client WebSockets, per user and in all (0 = no cap); over them the upgrade gets HTTP 429.
+    public var maxConnectionsPerUser = 32
+    public var maxConnections = 4096
+    /// Seconds a new HTTP connection may take to send a complete request head (slowloris bound).
+    public var httpIdleTimeout = 30.0
+    /// Connections without a complete request head yet (0 = no cap); past it new ones are closed at once.
+    public var maxPendingConnections = 256
+    /// `Origin`s besides the controller's own that may open `/ws` (e.g. `https://lab.example.com`).
+    public var allowedOrigins: [String] = []
+    /// Period of the tokens-file reload and of the credential re-check of open sockets (revocation).
+    public var tokensReload = 10.0
 
     // ---- operations --------------------------------------------------------------------
     public var logFormat: LogFormat = .text

@@ -7,6 +7,7 @@ import RelayProtocol
 enum HTTPRoutes {
     static func router(controller: LabController) -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: MethodNotAllowedMiddleware())  // first: it must also see unmatched requests
         let hub = controller.hub
         let backend = controller.backend
         let metrics = controller.metrics

@@ -1,61 +1,60 @@
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
-import HummingbirdWebSocket
 import Logging
 import NIOCore
-import NIOHTTP1
+import WebSocketServerChannel
 
 /// The user WebSocket at `/ws`: the credential is checked *before* the upgrade, so an unauthenticated
-/// client never reaches a worker (or even a WebSocket). Refusals answer HTTP 401 on the raw channel;
-/// the framework's own refusal would be a 400.
+/// client never reaches a worker (or even a WebSocket). Refusals are HTTP answers with their own status
+/// (`docs/protocol.md`, "The controller's `/ws`"): 403 for a foreign `Origin` (``OriginPolicy``), 401 for
+/// a bad credential, 429 over a connection cap (``ConnectionRegistry``). An accepted upgrade installs the
+/// session's ``FrameRelay`` before the first frame is read.
 enum WebSocketUpgrade {
-    static func shouldUpgrade(controller: LabController)
-        -> @Sendable (HTTPRequest, any Channel, Logger) async throws -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>>
-    {
+    static func decide(controller: LabController) -> WebSocketServerChannel.Decide {
         let auth = controller.auth
         let metrics = controller.metrics
         let env = controller.proxyEnvironment
+        let origins = OriginPolicy(allowedOrigins: controller.config.allowedOrigins)
         return { head, channel, logger in
             let uri = URI(head.path ?? "/")
-            guard uri.path == "/ws" || uri.path == "/ws/" else {
-                await reject(channel, status: .notFound, body: "not found\n")
-                return .dontUpgrade
+            guard uri.path == "/ws" || uri.path == "/ws/" else { return .refuse(UpgradeRefusal(.notFound, "not found\n")) }
+            let origin = head.headerFields[.origin]
+            guard origins.permits(origin: origin, host: head.authority) else {
+                metrics.connectionRefused("origin")
+                logger.notice("websocket refused: foreign origin", metadata: ["origin": "\(origin?.prefix(200) ?? "")"])
+                return .refuse(UpgradeRefusal(.forbidden, "origin not allowed\n"))
             }
             let token = CredentialExtraction.token(headers: head.headerFields, uri: uri)
+            let user: UserID
             switch await auth.authenticate(token) {
             case .failure(let reason):
                 metrics.authFailed(reason)
                 logger.notice("websocket refused", metadata: ["reason": "\(reason)", "peer": "\(channel.remoteAddress?.description ?? "?")"])
-                await reject(channel, status: .unauthorized, body: "unauthorized\n")
-                return .dontUpgrade
-            case .success(let user):
-                return .upgrade([:]) { inbound, outbound, _ in
-                    await ProxySession.run(user: user, inbound: inbound, outbound: outbound, channel: channel, env: env)
+                return .refuse(UpgradeRefusal(.unauthorized, "unauthorized\n"))
+            case .success(let u):
+                user = u
+            }
+            let slot: Int
+            switch env.registry.admit(user, token: token ?? "") {
+            case .failure(let cap):
+                metrics.connectionRefused(cap.rawValue)
+                logger.notice("websocket refused: connection cap", metadata: ["user": "\(user)", "cap": "\(cap.rawValue)"])
+                return .refuse(UpgradeRefusal(.tooManyRequests, cap.message + "\n"))
+            case .success(let id):
+                slot = id
+            }
+            // Released when the TCP connection closes, whichever way the upgrade and session went.
+            let registry = env.registry
+            channel.closeFuture.whenComplete { _ in registry.release(slot) }
+            return .upgrade { channel in
+                let relay = try FrameRelay.install(
+                    on: channel, maxMessageBytes: env.maxFrameBytes, maxHandshakeBytes: env.maxHandshakeBytes,
+                    handshakeTimeout: TimeAmount(env.handshakeTimeout), metrics: env.metrics)
+                return { inbound, outbound, _ in
+                    await ProxySession.run(user: user, slot: slot, relay: relay, inbound: inbound, outbound: outbound, channel: channel, env: env)
                 }
             }
         }
-    }
-
-    /// Answers the upgrade request with `status` and closes the connection, before the framework's
-    /// generic 400 can be written.
-    static func reject(_ channel: any Channel, status: HTTPResponseStatus, body: String) async {
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
-        headers.add(name: "Content-Length", value: String(body.utf8.count))
-        headers.add(name: "Connection", value: "close")
-        if status == .unauthorized { headers.add(name: "WWW-Authenticate", value: "Bearer") }
-        let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
-        let buffer = ByteBuffer(string: body)
-        do {
-            try await channel.eventLoop.flatSubmit {
-                channel.write(HTTPServerResponsePart.head(head), promise: nil)
-                channel.write(HTTPServerResponsePart.body(.byteBuffer(buffer)), promise: nil)
-                return channel.writeAndFlush(HTTPServerResponsePart.end(nil))
-            }.get()
-        } catch {}
-        // Half-close: the framework then finds the upgrade refused and ends quietly (a full close makes it
-        // log the refused upgrade as an error).
-        try? await channel.close(mode: .output)
     }
 }

@@ -4,13 +4,13 @@ import NIOWebSocket
 import RelayProtocol
 import Synchronization
 
-/// One user's proxied WebSocket, as the hub and reaper see it.
+/// One user's proxied WebSocket: the proxy's side of a ``HubConnection``.
 ///
 /// The relay updates activity on every frame (under a mutex, no actor hop), and the hub uses it to
 /// inject in-band events (`lab.idle_warning`, the `error` of a dead worker) and to close the socket.
 /// Injected events go through the ``FrameRelay`` on the socket's event loop, so they never split a
-/// fragmented message being forwarded.
-public final class ClientConnection: Sendable {
+/// fragmented message being forwarded, and keep the order in which they were sent.
+public final class ClientConnection: HubConnection {
     public let id: Int
     public let user: UserID
     public let tool: String
@@ -20,7 +20,10 @@ public final class ClientConnection: Sendable {
 
     private struct State {
         var activity: ConnectionActivity
-        var warned = false
+        /// Where to report the first user frame while an idle warning is out.
+        var warning: HubInbox?
+        /// Where to report the end of a busy period, once the hub registered this connection.
+        var hub: HubInbox?
         /// Set once a final error/close was sent, so proxy and hub never both send one.
         var terminated = false
     }
@@ -38,39 +41,47 @@ public final class ClientConnection: Sendable {
 
     // ---- activity (called by the relay) ----------------------------------------------------
 
-    /// Records a client frame. Returns the metrics change, and whether an idle warning was active (the
-    /// caller then asks the hub to cancel it).
+    /// Records a client frame. Returns the metrics change, and whether it voided an idle warning (which
+    /// it then reported to the hub, in the frame's order).
     func clientFrame(_ frame: ConnectionActivity.ClientFrame, now: ContinuousClock.Instant) -> (ConnectionActivity.Change?, cancelledWarning: Bool) {
         state.withLock { s in
+            let wasBusy = s.activity.busySince != nil
             let change = s.activity.clientFrame(frame, now: now)
-            var cancelled = false
-            if frame != .keepalive, s.warned {
-                s.warned = false
-                cancelled = true
-            }
-            return (change, cancelled)
+            if wasBusy, s.activity.busySince == nil { s.hub?.busyEnded() }
+            guard frame != .keepalive, let inbox = s.warning else { return (change, false) }
+            s.warning = nil
+            inbox.warningVoided(user, at: now)
+            return (change, true)
         }
     }
 
     func workerEvent(_ type: String, ackText: String?, requestKey: String?, now: ContinuousClock.Instant) -> ConnectionActivity.Change? {
-        state.withLock { $0.activity.workerEvent(type, ackText: ackText, requestKey: requestKey, now: now) }
+        state.withLock { s in
+            let wasBusy = s.activity.busySince != nil
+            let change = s.activity.workerEvent(type, ackText: ackText, requestKey: requestKey, now: now)
+            if wasBusy, s.activity.busySince == nil { s.hub?.busyEnded() }
+            return change
+        }
     }
 
-    var activity: ConnectionActivity { state.withLock { $0.activity } }
+    public var activity: ConnectionActivity { state.withLock { $0.activity } }
 
-    func setWarned(_ warned: Bool) { state.withLock { $0.warned = warned } }
+    public func attached(_ inbox: HubInbox) { state.withLock { $0.hub = inbox } }
+
+    public func setWarning(_ inbox: HubInbox?) { state.withLock { $0.warning = inbox } }
 
     // ---- writing (hub) ------------------------------------------------------------------------
 
-    /// Sends a controller event in-band (between whole messages).
-    func inject(_ event: RelayEvent) async {
+    /// Sends a controller event in-band (between whole messages). The relay queues it on the socket's
+    /// event loop right away, so events keep the order of the calls.
+    public func send(_ event: RelayEvent) {
         guard !state.withLock({ $0.terminated }) else { return }
-        _ = try? await relay.inject(event.encoded()).get()
+        _ = relay.inject(event.encoded())
     }
 
     /// Sends a last event (if any) and closes the client socket; only the first caller does anything.
     @discardableResult
-    func terminate(event: RelayEvent?, code: WebSocketErrorCode, reason: String) async -> Bool {
+    public func terminate(event: RelayEvent?, code: WebSocketErrorCode, reason: String) async -> Bool {
         let first: Bool = state.withLock { s in
             if s.terminated { return false }
             s.terminated = true

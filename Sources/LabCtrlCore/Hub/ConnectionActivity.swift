@@ -1,4 +1,4 @@
-/// What one proxied session tells us about user intent (spec §3 "Turn-aware reaping").
+/// What one proxied session tells us about user intent.
 ///
 /// Activity is a user frame, a turn in flight (from `input_ack` to `response` / `error` /
 /// `session_end`) or a pending `permission_request`. Keep-alives (`{"type":"ping"}`, WebSocket pings)

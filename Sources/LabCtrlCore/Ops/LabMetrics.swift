@@ -1,7 +1,7 @@
 import Prometheus
 import Synchronization
 
-/// The controller's Prometheus metrics (spec §3 "Operations"), on a registry of its own so tests can make
+/// The controller's Prometheus metrics, on a registry of its own so tests can make
 /// as many as they like (no global bootstrap needed).
 public final class LabMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
@@ -80,8 +80,35 @@ public final class LabMetrics: Sendable {
         counter("handshake_refusals", "total", "Handshakes refused by the firewall, by field", [("field", reason)]).increment()
     }
 
+    func connectionRefused(_ reason: String) {
+        counter("connections_refused", "total", "WebSocket upgrades refused by a connection cap (per_user, total) or origin", [("reason", reason)]).increment()
+    }
+
+    func connectionRevoked(_ reason: String) {
+        counter("connections_revoked", "total", "Open sockets closed because their credential was revoked or expired", [("reason", reason)]).increment()
+    }
+
+    func tokensReloadFailed(_ kind: String) { tokensReloadErrors(kind).increment() }
+
+    /// Shows the reload-error counters at 0 from the start (alerts can then watch an existing series).
+    func registerTokensReloadErrors() {
+        for kind in ["missing", "unreadable", "malformed"] { _ = tokensReloadErrors(kind) }
+    }
+
+    private func tokensReloadErrors(_ kind: String) -> Counter {
+        counter("tokens_reload_errors", "total", "Failed reloads of LAB_TOKENS_FILE (missing and unreadable fail closed)", [("kind", kind)])
+    }
+
+    func protocolViolation(_ kind: String) {
+        counter("protocol_violations", "total", "Client sockets failed for a protocol violation (invalid_utf8, handshake_too_large)", [("kind", kind)]).increment()
+    }
+
     func workerDied(oom: Bool) {
         counter("worker_deaths", "total", "Workers that stopped on their own", [("oom", oom ? "true" : "false")]).increment()
+    }
+
+    func memoryKill() {
+        counter("worker_oom_kills", "total", "Processes the kernel killed inside a worker's memory limit", []).increment()
     }
 
     private func counter(_ name: String, _ unit: String, _ help: String, _ labels: [(String, String)]) -> Counter {

@@ -60,11 +60,70 @@ enum FrameInspector {
         }
     }
 
-    /// Parses a whole frame as a JSON object (nil if it is not one).
+    /// Largest frame ``object(_:)`` parses: the proxy reads frames on the event loop, so anything bigger
+    /// (an `input_ack` echoing a pasted text, a permission prompt for a big file) is only scanned.
+    static let parseLimit = 64 * 1024
+
+    /// Parses a whole frame as a JSON object (nil if it is not one, or larger than ``parseLimit``).
     static func object(_ buffer: ByteBuffer) -> JSONObject? {
-        buffer.withUnsafeReadableBytes { raw in
+        guard buffer.readableBytes <= parseLimit else { return nil }
+        return buffer.withUnsafeReadableBytes { raw in
             (try? JSON.parse(raw.bindMemory(to: UInt8.self)))?.objectValue
         }
+    }
+
+    /// The scalar value of the first `"request_id"` key, found by a scan instead of a parse (for frames
+    /// over ``parseLimit``). The byte sequence `"request_id"` followed by `:` can only be a key (inside a
+    /// JSON string its quotes would be escaped); workers write the top-level one before the tool input.
+    static func scanRequestID(_ buffer: ByteBuffer) -> JSON? {
+        buffer.withUnsafeReadableBytes { raw -> JSON? in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            let key = Array(#""request_id""#.utf8)
+            guard bytes.count > key.count else { return nil }
+            var offset = 0
+            while offset + key.count <= bytes.count {
+                guard let hit = Self.find(key, in: raw, from: offset) else { return nil }
+                var i = hit + key.count
+                offset = i
+                func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 }
+                while i < bytes.count, isSpace(bytes[i]) { i += 1 }
+                guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { continue }
+                i += 1
+                while i < bytes.count, isSpace(bytes[i]) { i += 1 }
+                let start = i
+                let limit = min(bytes.count, start + 1024)  // ids are short: never scan far
+                if i < limit, bytes[i] == UInt8(ascii: "\"") {
+                    i += 1
+                    while i < limit, bytes[i] != UInt8(ascii: "\"") { i += bytes[i] == UInt8(ascii: "\\") ? 2 : 1 }
+                    guard i < limit else { return nil }
+                    i += 1
+                } else {
+                    while i < limit, Self.isNumberByte(bytes[i]) { i += 1 }
+                }
+                guard i > start else { return nil }
+                return try? JSON.parse(UnsafeBufferPointer(rebasing: bytes[start..<i]))
+            }
+            return nil
+        }
+    }
+
+    /// Offset of the first `needle` in `raw` at or after `from` (memchr for the first byte, memcmp for the rest).
+    private static func find(_ needle: [UInt8], in raw: UnsafeRawBufferPointer, from: Int) -> Int? {
+        guard let base = raw.baseAddress, let first = needle.first else { return nil }
+        var offset = from
+        let lastStart = raw.count - needle.count
+        while offset <= lastStart {
+            guard let hit = memchr(base + offset, Int32(first), lastStart - offset + 1) else { return nil }
+            let at = base.distance(to: UnsafeRawPointer(hit))
+            if needle.withUnsafeBytes({ memcmp(base + at, $0.baseAddress!, needle.count) }) == 0 { return at }
+            offset = at + 1
+        }
+        return nil
+    }
+
+    private static func isNumberByte(_ c: UInt8) -> Bool {
+        (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || c == UInt8(ascii: "-") || c == UInt8(ascii: "+") || c == UInt8(ascii: ".")
+            || c == UInt8(ascii: "e") || c == UInt8(ascii: "E")
     }
 
     /// A permission `request_id` as a stable string key (the worker accepts strings and integers).
@@ -73,7 +132,7 @@ enum FrameInspector {
         switch value {
         case .string(let s): return "s:" + s
         case .int(let i): return "i:\(i)"
-        case .double(let d): return d.rounded() == d ? "i:\(Int64(d))" : "d:\(d)"
+        case .double(let d): return Int64(exactly: d).map { "i:\($0)" } ?? "d:\(d)"
         default: return nil
         }
     }

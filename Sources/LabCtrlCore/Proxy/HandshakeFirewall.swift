@@ -1,6 +1,6 @@
 import RelayProtocol
 
-/// Reads the client's first frame and rewrites it before it reaches the worker (spec §3).
+/// Reads the client's first frame and rewrites it before it reaches the worker.
 ///
 /// - `folder` is resolved inside the user's home (``FolderResolver``) and replaced by the absolute
 ///   path in the worker's view;

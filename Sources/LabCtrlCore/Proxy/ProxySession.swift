@@ -1,3 +1,4 @@
+import Deadline
 import HummingbirdWebSocket
 import Logging
 import NIOCore
@@ -13,6 +14,9 @@ public struct ProxyEnvironment: Sendable {
     /// The user's home as the worker sees it (single: the host workspace; multi: `LAB_CONTAINER_HOME`).
     public var workerHome: @Sendable (UserID) -> String
     public var maxFrameBytes: Int
+    public var maxHandshakeBytes: Int
+    /// Open sockets and their credentials (caps, revocation).
+    public var registry: ConnectionRegistry
     public var pingInterval: Duration
     public var handshakeTimeout: Duration
     public var connectTimeout: Duration
@@ -29,51 +33,46 @@ public struct ProxyEnvironment: Sendable {
 enum ProxySession {
     static let connectionIDs = Atomic<Int>(0)
 
-    static func run(user: UserID, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: any Channel, env: ProxyEnvironment) async {
+    /// `slot` is the socket's ``ConnectionRegistry`` entry (taken before the upgrade); `relay` was installed
+    /// on `channel` with the upgrade.
+    static func run(
+        user: UserID, slot: Int, relay: FrameRelay, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: any Channel,
+        env: ProxyEnvironment
+    ) async {
         var logger = env.logger
         logger[metadataKey: "user"] = "\(user)"
-        let relay = FrameRelay(client: channel, maxMessageBytes: env.maxFrameBytes, metrics: env.metrics)
         defer { relay.finalize() }
-        do {
-            try await relay.install()
-        } catch {
-            logger.error("cannot set up the relay", metadata: ["error": "\(error)"])
-            try? await outbound.close(.unexpectedServerError, reason: "proxy setup failed")
+        // Revocation (token removed, JWT expired) closes the session from the outside, whatever its step.
+        let ending = SessionEnding(relay: relay, outbound: outbound)
+        if let why = env.registry.setCloser(slot, { why in await ending.revoke(why) }) {
+            await ending.revoke(why)
             return
         }
-        let cursor = InboundCursor(inbound.makeAsyncIterator())
 
-        // ---- 1. the handshake, bounded in time --------------------------------------------
-        let first: FirstMessage
-        let drained = Atomic<Int>(-1)
-        do {
-            first = try await withTimeout(env.handshakeTimeout) {
-                // Frames the framework buffered before the relay was installed came first.
-                var early: [WebSocketFrame] = []
-                while let frame = try await cursor.next() {
-                    if frame.opcode == .binary, frame.data == relay.sentinel { break }
-                    early.append(WebSocketFrame(fin: frame.fin, opcode: frame.opcode.nio, data: frame.data))
-                }
-                drained.store(early.count, ordering: .relaxed)
-                relay.prependEarly(early)
-                return try await relay.handshake.get()
-            }
-        } catch {
-            let state = await relay.describe()
-            logger.notice("no handshake in time", metadata: ["early": "\(drained.load(ordering: .relaxed))", "relay": "\(state)"])
-            _ = try? await relay.inject(LabEvents.error("Handshake timeout: first message must be session config JSON", sessionID: "").encoded()).get()
-            try? await outbound.close(.normalClosure, reason: nil)
-            return
-        }
+        // ---- 1. the handshake, bounded in time (the relay's deadline) ----------------------------
+        let first = (try? await relay.handshake.get()) ?? .closed
         let handshakeBytes: [UInt8]
         switch first {
         case .closed:
+            return
+        case .timedOut:
+            let state = await relay.describe()
+            logger.notice("no handshake in time", metadata: ["relay": "\(state)"])
+            _ = try? await relay.inject(LabEvents.error("Handshake timeout: first message must be session config JSON", sessionID: "").encoded()).get()
+            try? await outbound.close(.normalClosure, reason: nil)
             return
         case .binary:
             await refuse(relay, outbound, "Invalid handshake: first message must be a JSON text frame", sessionID: "")
             return
         case .tooLarge:
+            logger.notice("handshake too large", metadata: ["limit": "\(env.maxHandshakeBytes)"])
+            _ = try? await relay.inject(
+                LabEvents.error("Invalid handshake: the first message exceeds \(env.maxHandshakeBytes) bytes", sessionID: "").encoded()
+            ).get()
             try? await outbound.close(.messageTooLarge, reason: "handshake too large")
+            return
+        case .invalidUTF8:
+            await ending.invalidUTF8(logger)
             return
         case .text(let bytes):
             handshakeBytes = bytes
@@ -106,6 +105,7 @@ enum ProxySession {
         let conn = ClientConnection(
             id: connectionIDs.wrappingAdd(1, ordering: .relaxed).newValue, user: user, tool: accepted.tool, sessionID: sid,
             outbound: outbound, relay: relay, now: .now)
+        guard ending.attach(conn) else { return }  // revoked meanwhile
         let handle: WorkerHandle
         do {
             handle = try await env.hub.ensure(user, attaching: conn) { p in _ = relay.inject(p.event(sessionID: sid).encoded()) }
@@ -118,52 +118,81 @@ enum ProxySession {
         // ---- 4. the worker's socket, then the relay goes live ------------------------------------
         var upstream: (any Channel)?
         var lastError = ""
+        var answered = true
         for attempt in 1...3 {
             do {
                 upstream = try await UpstreamConnector.connect(handle.address, relay: relay, maxFrameSize: env.maxFrameBytes, timeout: env.connectTimeout)
                 break
             } catch {
                 lastError = "\(error)"
+                answered = !(error is UpstreamConnector.NoAnswer)
                 guard attempt < 3, await env.hub.isAlive(handle.id) else { break }
                 try? await Task.sleep(for: .milliseconds(100 * attempt))
             }
         }
         guard let upstream else {
+            if !answered, await env.hub.isAlive(handle.id) {
+                // Alive by the backend's account, yet no upgrade answered: hung (the hub closes this socket too).
+                await env.hub.workerUnresponsive(handle.id, detail: "no answer to the connection: \(lastError)")
+            }
             await env.hub.detach(conn)
             await workerLost(conn, relay: relay, outbound: outbound, handle: handle, detail: lastError, env: env, logger: logger)
             return
         }
+        if ending.isEnded {
+            upstream.close(promise: nil)
+            await env.hub.detach(conn)
+            return
+        }
         _ = try? await relay.inject(LabEvents.status("lab.ready", "Connected to your lab worker", sessionID: sid).encoded()).get()
-        relay.goLive(upstream: upstream, handshake: accepted.encoded, connection: conn, hub: env.hub)
+        relay.goLive(upstream: upstream, handshake: accepted.encoded, connection: conn)
         relay.startPinging(every: .nanoseconds(Int64(env.pingInterval.secondsDouble * 1e9)))
 
         // ---- 5. until one side ends ------------------------------------------------------------
         // This task keeps the framework reading the user's socket (pongs, the close handshake; data frames
-        // never get here). When the worker side ends first, the user's socket is closed with the worker's
-        // code — or an `error` saying why — which ends the loop below. No other task per connection.
+        // never get here) while two children wait for what the relay reports: a client protocol violation
+        // (the socket is failed with 1007), and the worker's end (the user's socket is closed with the
+        // worker's code — or an `error` saying why — which ends the reading).
         let sessionLogger = logger
-        relay.upstreamEnd.futureResult.whenSuccess { end in
-            Task {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                guard case .invalidUTF8? = try? await relay.violation.futureResult.get() else { return }
+                await ending.invalidUTF8(sessionLogger)
+            }
+            group.addTask {
+                guard let end = try? await relay.upstreamEnd.futureResult.get() else { return }
                 switch end {
                 case .closed(let code, let reason):
-                    try? await outbound.close(sendable(code), reason: reason)
+                    // Through the connection: if the hub is already closing this socket (a stop races the
+                    // worker's own close), its close is the one the client gets.
+                    await conn.terminate(event: nil, code: sendable(code), reason: reason ?? "")
                 case .lost(let detail):
                     guard !relay.isFinalized else { return }
                     await env.hub.detach(conn)
                     await workerLost(conn, relay: relay, outbound: outbound, handle: handle, detail: detail, env: env, logger: sessionLogger)
+                case .unresponsive(let detail):
+                    guard !relay.isFinalized else { return }
+                    // The hub tells and closes every socket of this worker, this one included.
+                    await env.hub.workerUnresponsive(handle.id, detail: detail)
+                    await env.hub.detach(conn)
                 }
                 // A client that never answers the close must not keep the socket.
                 try? await Task.sleep(for: .seconds(5))
                 try? await channel.close()
             }
+            do {
+                for try await _ in inbound {}
+            } catch {}
+            await env.hub.detach(conn)
+            if !relay.workerEnded {
+                // The client left first; the relay passed its close frame on: give the worker a moment to answer.
+                await relay.awaitWorkerEnd(within: .seconds(3))
+            }
+            relay.closeUpstream()
+            // Completes what the children still wait for; the socket is gone, so no close guard either.
+            relay.finalize()
+            group.cancelAll()
         }
-        while (try? await cursor.next()) != nil {}
-        await env.hub.detach(conn)
-        if !relay.workerEnded {
-            // The client left first; the relay passed its close frame on: give the worker a moment to answer.
-            _ = try? await withTimeout(.seconds(3)) { _ = try await relay.upstreamEnd.futureResult.get() }
-        }
-        relay.closeUpstream()
     }
 
     /// The worker went away without a close: say why (waiting briefly for the backend's reason).
@@ -179,25 +208,21 @@ enum ProxySession {
         await conn.terminate(event: event, code: .unexpectedServerError, reason: "worker stopped")
     }
 
-    enum FirstMessage: Sendable {
-        case text([UInt8])
-        case binary
-        case tooLarge
-        case closed
-    }
-
     /// Activity bookkeeping for one worker → client message (its first frame).
     static func track(_ data: ByteBuffer, fin: Bool, conn: ClientConnection, metrics: LabMetrics) {
         guard let type = FrameInspector.leadingType(data) else { return }
         var ackText: String?
         var requestKey: String?
+        // Frames over FrameInspector.parseLimit are never parsed here (this runs on the event loop): a
+        // large ack echoes a long prompt, so it is a turn; a large prompt's id is found by a scan.
+        let small = data.readableBytes <= FrameInspector.parseLimit
         switch type {
         case "input_ack":
             guard fin else { return }
-            ackText = FrameInspector.object(data)?["text"]?.stringValue
+            ackText = small ? FrameInspector.object(data)?["text"]?.stringValue : nil
         case "permission_request", "permission_cancelled":
             guard fin else { return }
-            requestKey = FrameInspector.requestKey(FrameInspector.object(data)?["request_id"])
+            requestKey = FrameInspector.requestKey(small ? FrameInspector.object(data)?["request_id"] : FrameInspector.scanRequestID(data))
         case "response", "error", "session_end":
             break
         default:
@@ -246,24 +271,6 @@ enum ProxySession {
         switch n {
         case 1000...1003, 1007...1011, 1012...1014, 3000...4999: return code
         default: return .normalClosure
-        }
-    }
-}
-
-/// The client's inbound frames as the framework delivers them, read by one task at a time (first the
-/// handshake step, then the keep-reading loop; never concurrently — hence `@unchecked`).
-final class InboundCursor: @unchecked Sendable {
-    private var iterator: WebSocketInboundStream.AsyncIterator
-    init(_ iterator: WebSocketInboundStream.AsyncIterator) { self.iterator = iterator }
-    func next() async throws -> WebSocketDataFrame? { try await iterator.next() }
-}
-
-extension WebSocketDataFrame.Opcode {
-    var nio: WebSocketOpcode {
-        switch self {
-        case .text: .text
-        case .binary: .binary
-        case .continuation: .continuation
         }
     }
 }

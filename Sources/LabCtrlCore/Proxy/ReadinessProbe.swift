@@ -1,7 +1,8 @@
+import Deadline
 import HummingbirdWSClient
 import Logging
 
-/// "Readiness, not sleep" (spec §3): after start, the worker is probed with a real WebSocket upgrade
+/// "Readiness, not sleep": after start, the worker is probed with a real WebSocket upgrade
 /// (then closed before any handshake, which a relay treats as a client that left) with short back-off,
 /// bounded by `LAB_CONTAINER_WS_TIMEOUT`.
 enum ReadinessProbe {
@@ -51,11 +52,13 @@ enum ReadinessProbe {
         do {
             try await withTimeout(timeout) {
                 _ = try await WebSocketClient.connect(
-                    url: address.url, configuration: .init(closeTimeout: .seconds(1)), logger: log
+                    url: address.url, configuration: .init(additionalHeaders: [.authorization: address.authorization], closeTimeout: .seconds(1)),
+                    logger: log
                 ) { _, _, _ in }
             }
             return true
         } catch {
+            logger.trace("worker not ready yet", metadata: ["address": "\(address)", "error": "\(error)"])
             return false
         }
     }

@@ -1,3 +1,4 @@
+import Deadline
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -10,6 +11,11 @@ enum UpstreamConnector {
     struct UpgradeRefused: Error, CustomStringConvertible {
         let status: HTTPResponseStatus?
         var description: String { "the worker refused the WebSocket upgrade\(status.map { " (\($0.code))" } ?? "")" }
+    }
+
+    /// The worker accepted the TCP connection but never answered the upgrade: it is hung, not gone.
+    struct NoAnswer: Error, CustomStringConvertible {
+        var description: String { "the worker accepted the connection but did not answer the upgrade" }
     }
 
     enum Outcome: Sendable {
@@ -38,6 +44,7 @@ enum UpstreamConnector {
                     var headers = HTTPHeaders()
                     headers.add(name: "Host", value: "\(address.host):\(address.port)")
                     headers.add(name: "Content-Length", value: "0")
+                    headers.add(name: "Authorization", value: address.authorization)
                     let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: headers)
                     let configuration = NIOTypedHTTPClientUpgradeConfiguration<Outcome>(
                         upgradeRequestHead: head, upgraders: [upgrader],
@@ -53,8 +60,10 @@ enum UpstreamConnector {
             outcome = try await withTimeout(timeout, { try await upgrade.get() })
         } catch {
             // A socket that connected but never finished the upgrade must not linger.
-            if let channel = opened.withLock({ $0 }) { try? await channel.close() }
-            throw error
+            guard let channel = opened.withLock({ $0 }) else { throw error }
+            let connected = channel.isActive
+            try? await channel.close()
+            throw error is TimeoutError && connected ? NoAnswer() : error
         }
         switch outcome {
         case .upgraded(let channel):

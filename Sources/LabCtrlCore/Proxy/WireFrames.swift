@@ -27,6 +27,12 @@ enum WireFrames {
         return b
     }
 
+    /// A frame's payload in clear.
+    static func plain(_ frame: WebSocketFrame) -> ByteBuffer {
+        guard let key = frame.maskKey else { return frame.data }
+        return unmask(frame.data, key: key)
+    }
+
     /// `data` XOR the repeating 4-byte `key`, into a new buffer.
     static func unmask(_ data: ByteBuffer, key: WebSocketMaskingKey) -> ByteBuffer {
         let n = data.readableBytes

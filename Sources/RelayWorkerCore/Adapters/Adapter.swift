@@ -37,8 +37,9 @@ public protocol AgentRuntime: Sendable {
     /// Runs until the agent's stream ends; returns the exit code reported in `session_end`
     /// (`nil` for tools that have none). Cancellation stops the agent.
     func run() async throws -> Int32?
-    /// Handles one client message (the session sends the `input_ack` afterwards).
-    func handle(_ message: ClientMessage) async
+    /// Handles one client command (the session sends the `input_ack` afterwards). An action the
+    /// tool does not act on is its `prompt`, as in the reference (docs/protocol.md, "Client messages").
+    func handle(_ command: ClientCommand) async
 }
 
 /// Maps tool names to adapters.

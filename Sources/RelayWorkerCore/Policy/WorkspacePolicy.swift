@@ -2,7 +2,7 @@
 import Glibc
 #endif
 
-/// Resolves a session folder and keeps it inside the workspace root (spec §1.6, fixed per §11.2):
+/// Resolves a session folder and keeps it inside the workspace root:
 /// symlinks are resolved before the check, the root itself is allowed, and a relative folder is
 /// taken relative to the root.
 public enum WorkspacePolicy {

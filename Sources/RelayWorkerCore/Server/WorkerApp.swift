@@ -1,9 +1,13 @@
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOHTTP1
+import WebSocketServerChannel
 
-/// Builds the worker's WebSocket server. Any path is accepted, as in the reference.
+/// Builds the worker's WebSocket server. Any path is accepted, as in the reference; every request, upgrade
+/// or not, must pass ``WorkerAccess`` (token, Origin).
 public func buildWorkerApplication(
     options: WorkerOptions,
     logger: Logger,
@@ -11,20 +15,13 @@ public func buildWorkerApplication(
 ) -> some ApplicationProtocol {
     let registry = AdapterRegistry(options: options)
     let session = Session(options: options, registry: registry, logger: logger)
-    let wsRouter = Router(context: BasicWebSocketRequestContext.self)
-    for path in ["/", "**"] {
-        wsRouter.ws(RouterPath(path)) { _, _ in
-            .upgrade([:])
-        } onUpgrade: { inbound, outbound, _ in
-            await session.serve(inbound: inbound, outbound: outbound)
-        }
-    }
+    let access = WorkerAccess(token: options.accessToken, allowedOrigins: options.allowedOrigins)
     let httpRouter = Router()
+    httpRouter.add(middleware: WorkerAccessMiddleware(access: access))
     httpRouter.get("/healthz") { _, _ in "ok" }
     return Application(
         router: httpRouter,
-        server: .http1WebSocketUpgrade(
-            webSocketRouter: wsRouter,
+        server: .webSocketServer(
             configuration: .init(
                 ws: .init(
                     // A single frame over the cap is refused from its header (close 1009) before
@@ -33,7 +30,22 @@ public func buildWorkerApplication(
                     autoPing: .enabled(timePeriod: .seconds(20)),
                     closeTimeout: .seconds(10)
                 )
-            )
+            ),
+            decide: { head, _, logger in
+                switch access.check(head.headerFields) {
+                case .allowed:
+                    return .upgrade { _ in
+                        { inbound, outbound, _ in await session.serve(inbound: inbound, outbound: outbound) }
+                    }
+                case .unauthorized:
+                    logger.notice("worker: upgrade refused: missing or wrong token", metadata: ["path": .client(head.path ?? "")])
+                    return .refuse(UpgradeRefusal(.unauthorized, "a valid worker token is required\n"))
+                case .foreignOrigin(let origin):
+                    logger.notice(
+                        "worker: upgrade refused: foreign Origin", metadata: ["path": .client(head.path ?? ""), "origin": .client(origin)])
+                    return .refuse(UpgradeRefusal(.forbidden, "this Origin is not allowed\n"))
+                }
+            }
         ),
         configuration: .init(address: .hostname(options.host, port: options.port), serverName: nil),
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? options.port) },

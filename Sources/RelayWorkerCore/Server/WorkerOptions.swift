@@ -3,6 +3,11 @@
 public struct WorkerOptions: Sendable {
     public var host: String = "0.0.0.0"
     public var port: Int = 9000
+    /// The token every upgrade and HTTP request must present (`Authorization: Bearer`); nil = none
+    /// (only on loopback, or behind an authenticating proxy with `--insecure-no-token`).
+    public var accessToken: String?
+    /// `Origin` values allowed on a request; a request with any other `Origin` is refused (403).
+    public var allowedOrigins: [String] = []
     /// Confinement root for session folders (realpath-checked). `nil` = any existing folder.
     public var workspaceRoot: String?
     /// Handshake `env` keys the operator allows beyond the built-in allow-list.
@@ -15,6 +20,8 @@ public struct WorkerOptions: Sendable {
     /// cannot pin memory or a child forever.
     public var sendTimeout: Duration = .seconds(30)
     public var handshakeTimeout: Duration = .seconds(10)
+    /// Largest accepted handshake (first message): a session config is small; over it, close 1009.
+    public var maxHandshakeBytes = 256 * 1024
     /// Largest accepted client message (the reference's 50 MiB).
     public var maxMessageBytes = 50 * 1024 * 1024
     /// Grace between SIGTERM and SIGKILL when a child is stopped.
@@ -22,20 +29,20 @@ public struct WorkerOptions: Sendable {
     /// The environment children start from (the worker's own, by default).
     public var baseEnvironment: [String: String]
 
-    // ---- codex (spec §4.3; the reference has no RPC timeouts, §11.14) ----
+    // ---- codex (the reference has no RPC timeouts) ----
     /// Bound on every app-server request (initialize, thread/start, turn/start, turn/interrupt…).
     public var codexRPCTimeout: Duration = .seconds(60)
     /// Lets clients pass a free-form `config`/`modelProvider` at thread start and send `raw_request`
-    /// (both can point codex at another model endpoint with the worker's key, §11.7).
+    /// (both can point codex at another model endpoint with the worker's key).
     public var allowCodexConfig = false
     /// Lets clients ask for the `danger-full-access` sandbox (thread `sandbox` or turn `sandboxPolicy`).
     public var allowCodexFullAccess = false
 
-    // ---- gemini (spec §4.4: the reference's timeouts) ----
+    // ---- gemini (the reference's timeouts) ----
     public var geminiRPCTimeout: Duration = .seconds(60)
     public var geminiPromptTimeout: Duration = .seconds(300)
 
-    // ---- cortex (spec §4.5, §11.6): where a client may send a Snowflake token ----
+    // ---- cortex: where a client may send a Snowflake token ----
     /// https hosts a handshake `account_url` may name (`*` matches one or more leading labels).
     public var cortexAllowedHosts: [String] = ["*.snowflakecomputing.com"]
     /// Exact origins (`scheme://host:port`) allowed in addition, http included (test servers).
@@ -43,7 +50,7 @@ public struct WorkerOptions: Sendable {
     /// Worker environment variables a handshake `token_env` may name.
     public var cortexTokenEnvs: Set<String> = ["SNOWFLAKE_PAT"]
 
-    // ---- auth helpers (spec §7): refresh endpoints, configurable so tests stay on loopback ----
+    // ---- auth helpers: refresh endpoints, configurable so tests stay on loopback ----
     public var claudeOAuthTokenURL = "https://platform.claude.com/v1/oauth/token"
     public var geminiOAuthTokenURL = "https://oauth2.googleapis.com/token"
 

@@ -67,14 +67,15 @@ public final class EventSink: Sendable {
     /// Returns when a pending write has been stuck for the send timeout (the session then ends, and
     /// the WebSocket layer closes the connection); runs until cancelled otherwise.
     func watchSlowClient() async {
-        let limit = UInt64(sendTimeout.components.seconds) * 1_000_000_000
-            + UInt64(sendTimeout.components.attoseconds / 1_000_000_000)
+        // Clamped: a zero or negative timeout means "at once", never a trap.
+        let seconds = UInt64(clamping: min(sendTimeout.components.seconds, Int64(UInt64.max / 2_000_000_000)))
+        let limit = seconds * 1_000_000_000 + UInt64(clamping: sendTimeout.components.attoseconds / 1_000_000_000)
         let tick = min(sendTimeout / 4, .seconds(1))
         while !Task.isCancelled {
             try? await Task.sleep(for: tick)
             guard inFlight.load(ordering: .relaxed) > 0 else { continue }
             if Self.monotonicNanos() - lastProgress.load(ordering: .relaxed) > limit {
-                logger.warning("client too slow: no send progress for \(sendTimeout); disconnecting")
+                logger.warning("client too slow: no send progress; disconnecting", metadata: ["send_timeout": "\(sendTimeout)"])
                 closed.store(true, ordering: .relaxed)
                 return
             }

@@ -1,6 +1,6 @@
 import RelayProtocol
 
-/// A validated handshake (spec §1.4): the first client frame, checked field by field so that a
+/// A validated handshake: the first client frame, checked field by field so that a
 /// wrong type is a clear error instead of a crash.
 public struct Handshake: Sendable {
     /// The tool as sent (reported in `session_start`), and lower-cased for adapter lookup.
@@ -73,14 +73,16 @@ public struct Handshake: Sendable {
         if let v = o["env"], !v.isNull {
             guard let object = v.objectValue else { throw Invalid(reason: "Invalid handshake: 'env' must be an object") }
             for (key, value) in object {
+                let text: String
                 switch value {
-                case .string(let s): env[key] = s
-                case .int, .double, .bool: env[key] = value.encodedString()
+                case .string(let s): text = s
+                case .int, .double, .bool: text = value.encodedString()
                 default: throw Invalid(reason: "Invalid handshake: env value for '\(key)' must be a string")
                 }
-                if key.isEmpty || key.contains("=") || key.utf8.contains(0) || env[key]!.utf8.contains(0) {
+                if key.isEmpty || key.contains("=") || key.utf8.contains(0) || text.utf8.contains(0) {
                     throw Invalid(reason: "Invalid handshake: env key '\(key)' is not a valid variable")
                 }
+                env[key] = text
             }
         }
 

@@ -3,10 +3,12 @@ import NIOCore
 import NIOWebSocket
 
 /// Reassembles WebSocket frames into messages with a size cap, so an oversize message is reported
-/// (an `error` event, then close 1009) rather than crashing or buffering without bound.
+/// (an `error` event, then close 1009) rather than crashing or buffering without bound; a text
+/// message that is not valid UTF-8 gets an `error` event and close 1007.
 ///
-/// A class so the handshake read and the later client loop (another task) share one iterator; the
-/// two never run at the same time, which is why the unchecked Sendable is sound.
+/// Unchecked Sendable: one iterator read first by the session (handshake), then only by the client
+/// loop's child task; the two never overlap (a task group's child task cannot take a non-Sendable
+/// value the group body captured, so the hand-over cannot be checked).
 final class MessageReader: @unchecked Sendable {
     enum Message {
         case text(String)
@@ -26,8 +28,9 @@ final class MessageReader: @unchecked Sendable {
         self.limit = limit
     }
 
-    /// Next message; nil at end of stream.
-    func next() async -> Result<Message, Failure>? {
+    /// Next message; nil at end of stream. `cap` lowers the size limit for this one message (the handshake).
+    func next(cap: Int? = nil) async -> Result<Message, Failure>? {
+        let limit = min(cap ?? self.limit, self.limit)
         var buffer = ByteBuffer()
         var opcode: WebSocketDataFrame.Opcode?
         do {
@@ -40,7 +43,12 @@ final class MessageReader: @unchecked Sendable {
                 buffer.writeBuffer(&data)
                 guard frame.fin else { continue }
                 if opcode == .binary { return .success(.binary) }
-                return .success(.text(String(buffer: buffer)))
+                // RFC 6455 §8.1: a text message that is not UTF-8 fails the connection (1007), never repaired.
+                guard let text = buffer.withUnsafeReadableBytes({ String(validating: $0.bindMemory(to: UInt8.self), as: UTF8.self) })
+                else {
+                    return .failure(Failure(message: "Invalid UTF-8 in a text frame", code: .dataInconsistentWithMessage))
+                }
+                return .success(.text(text))
             }
         } catch {
             return nil

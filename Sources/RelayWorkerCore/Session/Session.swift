@@ -9,7 +9,7 @@ import RelayProtocol
 import Glibc
 #endif
 
-/// One WebSocket connection = one session (spec §1.3): handshake → checks → `session_start` →
+/// One WebSocket connection = one session: handshake → checks → `session_start` →
 /// runtime and client loops → teardown → `session_end`.
 struct Session {
     let options: WorkerOptions
@@ -20,14 +20,13 @@ struct Session {
         let sink = EventSink(outbound: outbound, sendTimeout: options.sendTimeout, logger: logger)
         let reader = MessageReader(frames: inbound.makeAsyncIterator(), limit: options.maxMessageBytes)
 
-        // The handshake must arrive within the timeout; the timer closes the socket, which ends the read.
-        let timer = Task {
-            try await Task.sleep(for: options.handshakeTimeout)
-            await sink.error("Handshake timeout: first message must be session config JSON")
-            await sink.close(.normalClosure, reason: nil)
+        // The handshake must arrive within the timeout; the timer (a child task, cancelled when the
+        // read returns) closes the socket, which ends the read.
+        let first: Result<MessageReader.Message, MessageReader.Failure>?
+        do {
+            async let _ = Self.handshakeTimer(sink, after: options.handshakeTimeout)
+            first = await reader.next(cap: options.maxHandshakeBytes)
         }
-        let first = await reader.next()
-        timer.cancel()
         guard let first, case .success(let message) = first else {
             if case .failure(let failure)? = first { await refuse(sink, failure.message, code: failure.code) }
             return
@@ -39,7 +38,7 @@ struct Session {
         let runtime: any AgentRuntime
         switch prepare(text, sink: sink) {
         case .failure(let refusal):
-            if refusal.beforeSession { logger.info("handshake refused: \(refusal.message)") }
+            if refusal.beforeSession { logger.info("handshake refused", metadata: ["reason": .client(refusal.message)]) }
             sink.setSessionID(refusal.sessionID)
             return await refuse(sink, refusal.message)
         case .success(let prepared):
@@ -48,9 +47,9 @@ struct Session {
         }
         sink.setSessionID(context.handshake.sessionID)
         var sessionLogger = logger
-        sessionLogger[metadataKey: "session"] = "\(context.handshake.sessionID)"
+        sessionLogger[metadataKey: "session"] = .client(context.handshake.sessionID)
         let log = sessionLogger
-        log.info("session start", metadata: ["tool": "\(context.handshake.tool)", "folder": "\(context.folder)"])
+        log.info("session start", metadata: ["tool": .client(context.handshake.tool), "folder": .client(context.folder)])
 
         await sink.send(
             RelayEvent(
@@ -71,14 +70,14 @@ struct Session {
                 } catch is CancellationError {
                     return nil
                 } catch {
-                    log.warning("runtime failed: \(error)")
+                    log.warning("runtime failed", metadata: ["error": .client(String(describing: error))])
                     let text = String(describing: error)
                     await sink.error(text.isEmpty ? "Failed to start \(context.handshake.tool) runtime" : text)
                     return nil
                 }
             }
             group.addTask {
-                await Self.pumpClient(reader, runtime: runtime, sink: sink, logger: log)
+                await Self.pumpClient(reader, runtime: runtime, sink: sink)
                 return nil
             }
             group.addTask {
@@ -95,14 +94,20 @@ struct Session {
             await sink.send(end)
         }
         await sink.close(.normalClosure, reason: nil)
-        log.info("session end", metadata: ["exit_code": "\(String(describing: exitCode))"])
+        log.info("session end", metadata: ["exit_code": "\(exitCode.map { $0.map(String.init) ?? "none" } ?? "cancelled")"])
     }
 
-    /// Reads client messages and hands them to the runtime; acks per §3.3. Bad frames never end the
-    /// session except an oversize message (1009, as the reference's library does).
-    static func pumpClient(
-        _ reader: MessageReader, runtime: any AgentRuntime, sink: EventSink, logger: Logger
-    ) async {
+    private static func handshakeTimer(_ sink: EventSink, after timeout: Duration) async {
+        guard (try? await Task.sleep(for: timeout)) != nil else { return }
+        await sink.error("Handshake timeout: first message must be session config JSON")
+        await sink.close(.normalClosure, reason: nil)
+    }
+
+    /// Reads client messages and hands them to the runtime; acks as ai-relay does. Bad frames never end the
+    /// session except an oversize message (1009, as the reference's library does) and a text message
+    /// that is not UTF-8 (1007). A broken JSON object or a permission answer without a usable id gets
+    /// an `error` event and is dropped.
+    static func pumpClient(_ reader: MessageReader, runtime: any AgentRuntime, sink: EventSink) async {
         while let next = await reader.next() {
             switch next {
             case .failure(let failure):
@@ -110,12 +115,19 @@ struct Session {
                 await sink.close(failure.code, reason: failure.message)
                 return
             case .success(.binary):
+                // Told, not silently dropped: a client that sends binary has a bug worth seeing.
+                await sink.error("Binary frames are not supported: send JSON text frames")
                 continue
             case .success(.text(let text)):
-                let message = ClientMessage(frame: text)
-                if message.isEmpty { continue }
-                await runtime.handle(message)
-                if let ack = message.ack { await sink.send(ack) }
+                switch ClientCommand.parse(text) {
+                case .failure(let invalid):
+                    await sink.error(invalid.message)
+                case .success(nil):
+                    continue
+                case .success(let command?):
+                    await runtime.handle(command)
+                    if let ack = command.ack { await sink.send(ack) }
+                }
             }
         }
     }
@@ -131,7 +143,7 @@ struct Session {
         var beforeSession = true
     }
 
-    /// Handshake validation, policy and preflight (spec §1.4–§1.6).
+    /// Handshake validation, policy and preflight.
     private func prepare(_ text: String, sink: EventSink) -> Result<Prepared, Refusal> {
         let handshake: Handshake
         do {
@@ -181,7 +193,7 @@ struct Session {
     }
 
     private func refuse(_ sink: EventSink, _ message: String, code: WebSocketErrorCode = .normalClosure) async {
-        logger.info("session refused: \(message)")
+        logger.info("session refused", metadata: ["reason": .client(message)])
         await sink.error(message)
         await sink.close(code, reason: nil)
     }

@@ -1,6 +1,6 @@
 import Foundation
 
-/// `[ARTIFACT type="…" title="…" lang="…"]…[/ARTIFACT]` blocks in a Claude final result (spec §6).
+/// `[ARTIFACT type="…" title="…" lang="…"]…[/ARTIFACT]` blocks in a Claude final result.
 enum Artifacts {
     struct Artifact: Equatable {
         var type: String

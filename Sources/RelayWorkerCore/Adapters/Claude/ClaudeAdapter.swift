@@ -1,7 +1,7 @@
 import RelayProtocol
 
 /// Claude Code (`claude`, `claude-code`) and Kimi (Claude Code against Moonshot's Anthropic-compatible
-/// endpoint), spec §4.1–§4.2.
+/// endpoint).
 struct ClaudeAdapter: Adapter {
     enum Flavor: Sendable { case claude, kimi }
     let flavor: Flavor

@@ -1,6 +1,6 @@
 import RelayProtocol
 
-/// Turns one Claude Code stream-json stdout line into relay events (spec §4.1.10).
+/// Turns one Claude Code stream-json stdout line into relay events.
 ///
 /// Pure: the runtime applies the side effects (resume id, totals, turn state) itself.
 enum ClaudeEventMapper {

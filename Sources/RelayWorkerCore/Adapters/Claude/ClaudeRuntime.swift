@@ -1,7 +1,5 @@
 import ChildProcess
-import Foundation
 import Logging
-import NIOCore
 import RelayProtocol
 
 /// Drives Claude Code in stream-json mode for one session.
@@ -9,6 +7,7 @@ import RelayProtocol
 /// Unlike the reference (a new process per prompt, killing any running turn), one child serves the
 /// whole session: prompts go over the same stdin and Claude queues them. A new child (with
 /// `--resume`) is started only when needed: first prompt, after the child exited, after `/new`.
+/// All its work runs under `run`: the spawn loop, each child's stdout and stderr readers.
 actor ClaudeRuntime: AgentRuntime {
     let context: SessionContext
     private var sink: EventSink { context.sink }
@@ -29,19 +28,11 @@ actor ClaudeRuntime: AgentRuntime {
     private var retiring = false
     private var autoCompacted = false
     /// Pending permission requests: id → tool input, so an "allow" without `updatedInput` runs the
-    /// tool with its original input instead of `{}` (§4.1.5 quirk).
+    /// tool with its original input instead of `{}`.
     private var pendingPermissions: [String: JSON] = [:]
     private var requestCounter = 0
-    private var totals = Totals()
-    private var mcpConfigPath: String?
-
-    struct Totals {
-        var cost = 0.0
-        var inputTokens: Int64 = 0
-        var outputTokens: Int64 = 0
-        var turns = 0
-        var lastContext: Int64 = 0
-    }
+    private var totals = ClaudeTotals()
+    private var mcpConfig: ClaudeMCPConfig?
 
     init(context: SessionContext) {
         self.context = context
@@ -53,7 +44,7 @@ actor ClaudeRuntime: AgentRuntime {
 
     nonisolated func run() async throws -> Int32? {
         defer { spawnContinuation.finish() }
-        await writeMCPConfig()
+        if let config = context.handshake.mcpConfig { await setMCPConfig(ClaudeMCPConfig.write(config, logger: context.logger)) }
         for await _ in spawnRequests {
             if Task.isCancelled { break }
             await runChild()
@@ -63,7 +54,7 @@ actor ClaudeRuntime: AgentRuntime {
     }
 
     private nonisolated func runChild() async {
-        // OAuth preference and refresh (spec §7.1) run before every spawn, on the child's own env.
+        // OAuth preference and refresh run before every spawn, on the child's own env.
         var environment = context.environment
         await ClaudeAuth.prepare(&environment, options: context.options, logger: context.logger)
         let spec = ChildSpec(
@@ -72,7 +63,9 @@ actor ClaudeRuntime: AgentRuntime {
         do {
             _ = try await ChildProcess.run(spec) { child in
                 await self.attach(child)
-                await self.pump(child)
+                try await ChildLines.drive(
+                    child, sink: sink, stderr: .asWritten, stderrGrace: .milliseconds(500),
+                    readStdout: { await self.readStdout(child) })
             }
         } catch let error as SpawnError {
             await sink.error(
@@ -82,7 +75,7 @@ actor ClaudeRuntime: AgentRuntime {
             await sink.error("Relay error: \(error)")
             await failWaiters()
         }
-        await detach()
+        if let notice = await detach() { await sink.send(notice) }
     }
 
     /// No child could be started: the prompts waiting for one are dropped (the error was sent).
@@ -102,56 +95,32 @@ actor ClaudeRuntime: AgentRuntime {
 
     /// The child ended. Prompts already waiting asked for the *next* child (after a retirement), and
     /// the run loop starts it from their pending spawn request; only cancellation fails them.
-    private func detach() {
+    /// Returns the notice for a turn the child left unfinished.
+    private func detach() -> RelayEvent? {
         child = nil
         if Task.isCancelled { failWaiters() }
         pendingPermissions.removeAll()
-        if turnOpen, !retiring, !Task.isCancelled {
-            turnOpen = false
-            let text =
-                "⚠️ The agent process ended unexpectedly before finishing this turn. Your conversation is saved — send another message to continue."
-            Task { [sink] in await sink.send(RelayEvent("response", text: text, metadata: ["source": "subprocess_exit_no_result"])) }
-        }
-        turnOpen = false
+        defer { turnOpen = false }
+        guard turnOpen, !retiring, !Task.isCancelled else { return nil }
+        let text =
+            "⚠️ The agent process ended unexpectedly before finishing this turn. Your conversation is saved — send another message to continue."
+        return RelayEvent("response", text: text, metadata: ["source": "subprocess_exit_no_result"])
     }
+
+    private func setMCPConfig(_ config: ClaudeMCPConfig?) { mcpConfig = config }
 
     private func cleanUp() {
         for waiter in readyWaiters { waiter.resume(returning: nil) }
         readyWaiters.removeAll()
-        if let mcpConfigPath { unlink(mcpConfigPath) }
+        mcpConfig?.remove()
     }
 
-    /// Forwards the child's stdout and stderr as events until stdout ends.
-    private nonisolated func pump(_ child: RunningChild) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                var lines = LineSplitter()
-                do {
-                    for try await chunk in child.errors! {
-                        for line in lines.push(chunk) {
-                            let text = String(decoding: line, as: UTF8.self)
-                            if !text.trimmed.isEmpty { await self.sink.send(RelayEvent("stderr", text: text)) }
-                        }
-                    }
-                } catch {}
-                if let tail = lines.finish(), !String(decoding: tail, as: UTF8.self).trimmed.isEmpty {
-                    await self.sink.send(RelayEvent("stderr", text: String(decoding: tail, as: UTF8.self)))
-                }
-            }
-            var lines = LineSplitter()
-            do {
-                for try await chunk in child.output {
-                    for line in lines.push(chunk) { await self.forward(line) }
-                    if lines.takeOverflow() {
-                        await self.sink.error("Relay error: a line from claude exceeded \(lines.maxLineBytes) bytes and was skipped")
-                    }
-                }
-            } catch {}
-            if let tail = lines.finish() { await forward(tail) }
-            // stderr usually ends with stdout; give it a moment to deliver the last lines.
-            group.addTask { try? await Task.sleep(for: .milliseconds(500)) }
-            _ = await group.next()
-            group.cancelAll()
+    /// Forwards the child's stdout lines as events until it ends (stderr: `ChildLines.drive`).
+    private nonisolated func readStdout(_ child: RunningChild) async {
+        await ChildLines.forEachLine(of: child) { limit in
+            await self.sink.error("Relay error: a line from claude exceeded \(limit) bytes and was skipped")
+        } _: { line in
+            await self.forward(line)
         }
     }
 
@@ -175,17 +144,7 @@ actor ClaudeRuntime: AgentRuntime {
             }
         case "result":
             turnOpen = false
-            if m["subtype"]?.stringValue == "success" {
-                totals.cost += m["total_cost_usd"]?.doubleValue ?? 0
-                let usage = m["usage"] ?? .null
-                let input = usage["input_tokens"]?.intValue ?? 0
-                totals.inputTokens += input
-                totals.outputTokens += usage["output_tokens"]?.intValue ?? 0
-                totals.turns += 1
-                totals.lastContext =
-                    input + (usage["cache_read_input_tokens"]?.intValue ?? 0)
-                    + (usage["cache_creation_input_tokens"]?.intValue ?? 0)
-            }
+            totals.add(result: m)
         case "control_request":
             if let id = m["request_id"]?.textValue, m["request"]?["subtype"]?.stringValue == "can_use_tool" {
                 pendingPermissions[id] = m["request"]?["input"] ?? .object(JSONObject())
@@ -207,37 +166,27 @@ actor ClaudeRuntime: AgentRuntime {
 
     // MARK: client messages
 
-    func handle(_ message: ClientMessage) async {
-        switch message.type {
-        case "permission_response": await answerPermission(message)
-        case "interrupt": await control(["subtype": "interrupt"])
-        case "set_model": await setModel(message)
-        case "set_permission_mode": await setPermissionMode(message)
-        case "claude_update": await update()
-        case "control_request", "control_response", "ping", "pong": return
-        default: await prompt(message)
+    func handle(_ command: ClientCommand) async {
+        switch command.action {
+        case .permissionAnswer(let answer): await answerPermission(answer)
+        case .interrupt: await control(["subtype": "interrupt"])
+        case .setModel(let model): await setModel(model)
+        case .setPermissionMode(let change, approvalPolicy: false): await setPermissionMode(change.mode)
+        case .claudeUpdate: await update()
+        case .controlResponse, .passive: return
+        case .prompt, .setPermissionMode, .rawRequest: await prompt(command.prompt)
         }
     }
 
-    private func prompt(_ message: ClientMessage) async {
-        let text = message.promptText
+    private func prompt(_ prompt: Prompt) async {
+        let text = prompt.trimmedText
         if text.isEmpty { return }
-        switch text {
-        case "/cost": return await reply(costSummary(), source: "cost_summary")
-        case "/status": return await reply(statusSummary(), source: "status_summary")
-        case "/new", "/clear":
-            resumeID = nil
-            retireChild()
-            return await reply(
-                "Started a fresh conversation. Your earlier chat history is still saved.", source: "new_conversation")
-        default: break
-        }
+        if let command = ClaudeSlashCommand(text) { return await answer(command) }
         guard let child = await liveChild() else { return }
         autoCompacted = false
         turnOpen = true
-        let content = message.content.nonNull ?? message.text ?? .null
         do {
-            try await child.write(userLine(content: content, uuid: message["uuid"]?.stringValue))
+            try await child.write(userLine(content: prompt.body, uuid: prompt.uuid))
         } catch {
             turnOpen = false
             await sink.error("Relay error: could not write to claude: the process has exited")
@@ -254,13 +203,29 @@ actor ClaudeRuntime: AgentRuntime {
         return await withCheckedContinuation { readyWaiters.append($0) }
     }
 
+    private func answer(_ command: ClaudeSlashCommand) async {
+        let text: String
+        switch command {
+        case .cost: text = totals.costText
+        case .status:
+            text = totals.statusText(
+                model: modelOverride ?? runningModel ?? "default",
+                pending: modelOverride != nil && modelOverride != runningModel, conversation: resumeID)
+        case .newConversation:
+            resumeID = nil
+            retireChild()
+            text = ClaudeSlashCommand.newConversationText
+        }
+        await sink.send(RelayEvent("response", text: text, metadata: ["source": .string(command.source)]))
+    }
+
     /// Ends the current child after its stdin closes; the next prompt starts a new one.
     private func retireChild() {
         guard let child else { return }
         retiring = true
         self.child = nil
         turnOpen = false
-        Task { try? await child.input.finish() }
+        child.input.finish()
     }
 
     private func userLine(content: JSON, uuid: String?) -> [UInt8] {
@@ -275,11 +240,15 @@ actor ClaudeRuntime: AgentRuntime {
         return line.encoded() + [0x0A]
     }
 
-    private func answerPermission(_ message: ClientMessage) async {
-        guard let id = message.requestID else { return }
-        let deny =
-            message["behavior"]?.stringValue == "deny" || message["allow"] == .bool(false)
-            || ["deny", "decline", "reject", "denied"].contains(message["decision"]?.stringValue ?? "")
+    private func answerPermission(_ answer: PermissionAnswer) async {
+        let id = answer.id
+        guard pendingPermissions[id] != nil else {
+            await sink.error(UnknownPermission.message(id))
+            return
+        }
+        let message = answer.fields
+        // Claude Code has no "for the session" answer here, so allowForSession allows once.
+        let deny = !answer.verdict.allows
         let original = pendingPermissions.removeValue(forKey: id)
         var response = JSONObject()
         if deny {
@@ -308,11 +277,11 @@ actor ClaudeRuntime: AgentRuntime {
         try? await child.write(line.encoded() + [0x0A])
     }
 
-    private func setModel(_ message: ClientMessage) async {
-        let model = (message["model"]?.stringValue ?? "").trimmed
+    private func setModel(_ requested: JSON?) async {
+        let model = (requested?.stringValue ?? "").trimmed
         if !model.isEmpty {
             let valid =
-                model.first!.isASCII && (model.first!.isLetter || model.first!.isNumber)
+                model.first.map { $0.isASCII && ($0.isLetter || $0.isNumber) } == true
                 && model.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
             if valid {
                 modelOverride = model
@@ -331,9 +300,8 @@ actor ClaudeRuntime: AgentRuntime {
     }
 
     /// Forwards a permission-mode change, except the ones that switch the permission prompt off:
-    /// the operator, not the client, decides that (§11.12).
-    private func setPermissionMode(_ message: ClientMessage) async {
-        let mode = (message["mode"] ?? message["permission_mode"])?.stringValue ?? ""
+    /// the operator, not the client, decides that.
+    private func setPermissionMode(_ mode: String) async {
         guard !mode.isEmpty else { return }
         if mode == "bypassPermissions" {
             await sink.error("set_permission_mode '\(mode)' is not allowed on this worker")
@@ -349,34 +317,7 @@ actor ClaudeRuntime: AgentRuntime {
         }
         await sink.send(RelayEvent("status", text: "Updating Claude Code…", status: "updating"))
         retireChild()
-        let spec = ChildSpec(
-            arguments: [ChildSpec.resolve("claude", path: context.environment["PATH"]) ?? "claude", "install"],
-            environment: context.environment, workingDirectory: context.folder)
-        var output = ""
-        var code: Int32 = -1
-        do {
-            let (text, status) = try await ChildProcess.run(spec) { child in
-                try? await child.input.finish()
-                var collected = ByteBuffer()
-                let deadline = Task { try await Task.sleep(for: .seconds(180)); child.signalGroup(SIGKILL) }
-                defer { deadline.cancel() }
-                for try await var chunk in child.output { collected.writeBuffer(&chunk) }
-                return String(buffer: collected)
-            }
-            output = text.trimmed
-            code = status.code
-        } catch {
-            output = "`claude` binary not found in PATH."
-        }
-        let text =
-            code == 0
-            ? "Claude Code updated to the latest version.\n\n\(output)\n\nSend any message to start a session with the new version."
-            : "Update failed (exit \(code)).\n\n\(output)"
-        await sink.send(RelayEvent("response", text: text, metadata: ["update_exit_code": .int(Int64(code)), "source": "claude_update"]))
-    }
-
-    private func reply(_ text: String, source: String) async {
-        await sink.send(RelayEvent("response", text: text, metadata: ["source": .string(source)]))
+        await sink.send(await ClaudeInstall.run(environment: context.environment, folder: context.folder))
     }
 
     // MARK: command line
@@ -384,7 +325,7 @@ actor ClaudeRuntime: AgentRuntime {
     private func argv() -> [String] {
         var argv = context.command
         argv[0] = ChildSpec.resolve(argv[0], path: context.environment["PATH"]) ?? argv[0]
-        if let mcpConfigPath { argv += ["--mcp-config", mcpConfigPath] }
+        if let mcpConfig { argv += ["--mcp-config", mcpConfig.path] }
         if let modelOverride {
             if let i = argv.firstIndex(of: "--model"), i + 1 < argv.count {
                 argv[i + 1] = modelOverride
@@ -396,48 +337,4 @@ actor ClaudeRuntime: AgentRuntime {
         return argv
     }
 
-    private func writeMCPConfig() {
-        guard let config = context.handshake.mcpConfig else { return }
-        let path = NSTemporaryDirectory() + "ai_relay_mcp_\(UUID().uuidString).json"
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard fd >= 0 else {
-            context.logger.warning("could not write the MCP config file; --mcp-config skipped")
-            return
-        }
-        let bytes = config.encoded()
-        _ = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        mcpConfigPath = path
-    }
-
-    private func costSummary() -> String {
-        [
-            "**Session cost:** $\(String(format: "%.4f", totals.cost))",
-            "**Input tokens:** \(Self.grouped(totals.inputTokens))",
-            "**Output tokens:** \(Self.grouped(totals.outputTokens))",
-            "**Turns:** \(totals.turns)",
-        ].joined(separator: "\n")
-    }
-
-    private func statusSummary() -> String {
-        let model = modelOverride ?? runningModel ?? "default"
-        let pending = (modelOverride != nil && modelOverride != runningModel) ? " (applies next turn)" : ""
-        return [
-            "**Model:** \(model)\(pending)",
-            "**Session:** \(resumeID ?? "new (no turn yet)")",
-            "**Turns:** \(totals.turns)",
-            "**Context (last turn):** \(Self.grouped(totals.lastContext)) tokens",
-            "**Cost so far:** $\(String(format: "%.4f", totals.cost))",
-        ].joined(separator: "\n")
-    }
-
-    static func grouped(_ n: Int64) -> String {
-        let digits = String(abs(n))
-        var out = ""
-        for (i, c) in digits.enumerated() {
-            if i > 0, (digits.count - i) % 3 == 0 { out += "," }
-            out.append(c)
-        }
-        return n < 0 ? "-" + out : out
-    }
 }

@@ -1,73 +1,62 @@
 import RelayProtocol
 
-/// The JSON-RPC result written for a client's answer to a codex server request (spec §4.3.6).
+/// The JSON-RPC result written for a client's answer to a codex server request.
 ///
-/// Accepted answer forms, first match wins:
-/// 1. `response`: sent verbatim (any request, e.g. `item/tool/call`).
-/// 2. Codex style: `decision` (`accept`, `acceptForSession`, `decline`, `cancel`, or the legacy
-///    `approved`/`approved_for_session`/`denied`/`abort`), or a boolean `allow` / `approved`.
-/// 3. Claude style: `behavior` `allow`/`approve` → accept, anything else → decline.
-/// 4. Nothing → decline (fail closed). The reference ignores `behavior`, so a Claude-style "allow"
-///    became a decline there (§11.21).
+/// Approval requests (`approvalMethods`) are answered from the shared `PermissionVerdict`: only an
+/// explicit allow form accepts, everything else declines. A client `response` object for an
+/// approval is read with that same verdict, never sent verbatim. Other server requests (e.g.
+/// `item/tool/call`) get the client's `response` verbatim.
 enum CodexApproval {
-    enum Verdict: Equatable {
-        case accept, acceptForSession, decline, cancel
-        /// A decision object or unknown string from the client, passed through.
-        case other(JSON)
+    static let approvalMethods: Set<String> = [
+        "execCommandApproval", "applyPatchApproval", "item/commandExecution/requestApproval",
+        "item/fileChange/requestApproval", "item/permissions/requestApproval",
+    ]
+
+    static func verdict(_ message: ClientMessage) -> PermissionVerdict { PermissionVerdict(message.object) }
+
+    /// The answer object a verdict is read from: the message itself, or its `response`/`result` object.
+    static func answer(_ message: ClientMessage) -> ClientMessage {
+        for key in ["response", "result"] where message.object.has(key) {
+            return ClientMessage(message[key]?.objectValue ?? JSONObject())
+        }
+        return message
     }
 
-    static func verdict(_ message: ClientMessage) -> Verdict {
-        if let decision = message["decision"], !decision.isNull {
-            guard let s = decision.stringValue else { return .other(decision) }
-            switch s {
-            case "accept", "approved", "approve", "allow": return .accept
-            case "acceptForSession", "approved_for_session": return .acceptForSession
-            case "decline", "denied", "deny", "reject": return .decline
-            case "cancel", "abort": return .cancel
-            default: return .other(decision)
-            }
+    /// The result for `method` (the stored server request's method; `requested`: its params).
+    static func result(for method: String, requested: JSON = .null, _ message: ClientMessage) -> JSON {
+        guard approvalMethods.contains(method) else {
+            if message.object.has("response") { return message["response"] ?? .null }
+            if message.object.has("result") { return message["result"] ?? .null }
+            return ["decision": "decline"]
         }
-        for key in ["allow", "approved"] {
-            if let v = message[key], !v.isNull { return v.isTruthy ? .accept : .decline }
-        }
-        if let behavior = message["behavior"]?.stringValue {
-            return ["allow", "approve"].contains(behavior) ? .accept : .decline
-        }
-        return .decline
-    }
-
-    /// The result for `method` (the stored server request's method).
-    static func result(for method: String, _ message: ClientMessage) -> JSON {
-        if message.object.has("response") { return message["response"] ?? .null }
+        let message = answer(message)
         let verdict = verdict(message)
         switch method {
         case "item/permissions/requestApproval":
-            if let p = message["permissions"], p.isTruthy { return p }
-            // Granting nothing for this turn; an explicit `permissions` object grants more.
-            return ["permissions": .object(JSONObject()), "scope": "turn"]
+            // Nothing unless allowed; when allowed, exactly what codex asked for — never a grant the
+            // client writes itself (that could widen file-system or network access past the request).
+            switch verdict {
+            case .allow:
+                return ["permissions": requested["permissions"]?.objectValue.map(JSON.object) ?? .object(JSONObject()), "scope": "turn"]
+            case .allowForSession:
+                return ["permissions": requested["permissions"]?.objectValue.map(JSON.object) ?? .object(JSONObject()), "scope": "session"]
+            case .deny, .cancel:
+                return ["permissions": .object(JSONObject()), "scope": "turn"]
+            }
         case "execCommandApproval", "applyPatchApproval":
             // The v1 (legacy) review decisions.
             switch verdict {
-            case .accept: return ["decision": "approved"]
-            case .acceptForSession: return ["decision": "approved_for_session"]
-            case .decline: return ["decision": "denied"]
+            case .allow: return ["decision": "approved"]
+            case .allowForSession: return ["decision": "approved_for_session"]
+            case .deny: return ["decision": "denied"]
             case .cancel: return ["decision": "abort"]
-            case .other(let d): return ["decision": d]
-            }
-        case "item/fileChange/requestApproval":
-            switch verdict {
-            case .accept: return ["decision": "accept"]
-            case .acceptForSession: return ["decision": "acceptForSession"]
-            case .cancel: return ["decision": "cancel"]
-            case .decline, .other: return ["decision": "decline"]
             }
         default:
             switch verdict {
-            case .accept: return ["decision": "accept"]
-            case .acceptForSession: return ["decision": "acceptForSession"]
-            case .decline: return ["decision": "decline"]
+            case .allow: return ["decision": "accept"]
+            case .allowForSession: return ["decision": "acceptForSession"]
+            case .deny: return ["decision": "decline"]
             case .cancel: return ["decision": "cancel"]
-            case .other(let d): return ["decision": d]
             }
         }
     }

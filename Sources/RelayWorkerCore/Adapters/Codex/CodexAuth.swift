@@ -1,7 +1,7 @@
 import Logging
 import RelayProtocol
 
-/// Codex credentials at runtime start (spec §7.2): with `AI_RELAY_CODEX_PREFER_CHATGPT` and a usable
+/// Codex credentials at runtime start: with `AI_RELAY_CODEX_PREFER_CHATGPT` and a usable
 /// `$HOME/.codex/auth.json`, the API-key variables are removed so codex uses the ChatGPT login.
 /// Codex refreshes those tokens itself; the worker never does.
 enum CodexAuth {
@@ -13,7 +13,7 @@ enum CodexAuth {
         else { return }
         for key in ["OPENAI_API_KEY", "OPENAI_AUTH_TOKEN"] where environment[key] != nil {
             environment[key] = nil
-            logger.info("removed \(key) from the codex environment to prefer ChatGPT auth")
+            logger.info("removed a key from the codex environment to prefer ChatGPT auth", metadata: ["key": "\(key)"])
         }
     }
 }

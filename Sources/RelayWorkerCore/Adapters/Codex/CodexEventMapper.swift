@@ -1,10 +1,10 @@
 import Foundation
 import RelayProtocol
 
-/// Turns codex app-server messages into relay events (spec §4.3.5). Pure; the runtime keeps the
+/// Turns codex app-server messages into relay events. Pure; the runtime keeps the
 /// state (turn id, pending server requests).
 ///
-/// Deliberate differences from the reference, all from §11.18/§11.21:
+/// Deliberate differences from the reference:
 /// - `warning`, `configWarning`, `deprecationNotice`, `guardianWarning` are `status` events (status =
 ///   the method), not `context_warning`: they say nothing about the context window and must not
 ///   start a `/compact` turn. A turn `error` whose `codexErrorInfo` is `contextWindowExceeded` is the
@@ -17,7 +17,7 @@ import RelayProtocol
 enum CodexEventMapper {
     // MARK: server requests
 
-    /// The relay tool name for a server request (spec §4.3.5 table).
+    /// The relay tool name for a server request.
     static func requestTool(_ method: String, params: JSON) -> String {
         switch method {
         case "item/commandExecution/requestApproval": return "commandExecution"
@@ -62,7 +62,7 @@ enum CodexEventMapper {
             return [
                 RelayEvent(
                     "status", metadata: ["method": .string(method), "turn": turn], raw: raw,
-                    status: String(method.split(separator: "/").last!))
+                    status: String(method.dropFirst("turn/".count)))
             ]
         case "thread/started", "thread/status/changed", "thread/tokenUsage/updated":
             return [event("status", content: params, status: method)]

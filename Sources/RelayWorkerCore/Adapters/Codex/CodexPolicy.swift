@@ -1,6 +1,6 @@
 import RelayProtocol
 
-/// What a client may ask of codex through the handshake and turn parameters (spec §11.2, §11.7).
+/// What a client may ask of codex through the handshake and turn parameters.
 ///
 /// The reference forwards all of it. Here, settings that can send the worker's credentials to
 /// another endpoint (`config`, `modelProvider`, `raw_request`) need `--allow-codex-config`, and

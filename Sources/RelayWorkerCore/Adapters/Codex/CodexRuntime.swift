@@ -2,7 +2,7 @@ import ChildProcess
 import Logging
 import RelayProtocol
 
-/// Drives one `codex app-server` over JSON-RPC lines without a `jsonrpc` member (spec §4.3).
+/// Drives one `codex app-server` over JSON-RPC lines without a `jsonrpc` member.
 ///
 /// Start: initialize → initialized → thread/resume (handshake `codex_thread_id`) or thread/start.
 /// Each prompt is a `turn/start` on that thread. Server requests (approvals, dynamic tools) become
@@ -17,21 +17,16 @@ actor CodexRuntime: AgentRuntime {
     let context: SessionContext
     private var sink: EventSink { context.sink }
     private var options: WorkerOptions { context.options }
-    private let calls = RPCCalls()
+    private let rpc = JSONRPCChild(.codexAppServer, wording: .codex)
 
-    private var child: RunningChild?
-    private var nextID: Int64 = 1
     private var threadID: String?
     /// The running turn; nil when none (cleared on `turn/completed`).
     private var turnID: String?
     private var model: String?
     private var approvalPolicy: JSON?
     /// Requests codex sent us that the client has not answered: id text → (id as sent, method).
-    private var serverRequests: [String: (id: JSON, method: String)] = [:]
+    private var serverRequests: [String: (id: JSON, method: String, params: JSON)] = [:]
     private var compactionRequested: Set<String> = []
-    /// nil while starting; then whether the thread is ready.
-    private var ready: Bool?
-    private var readyWaiters: [CheckedContinuation<Bool, Never>] = []
 
     init(context: SessionContext) {
         self.context = context
@@ -43,8 +38,13 @@ actor CodexRuntime: AgentRuntime {
     // MARK: lifecycle
 
     nonisolated func run() async throws -> Int32? {
+        try await rpc.run { try await self.serve() }
+    }
+
+    /// The one app-server process: spawn, start sequence, read until stdout ends.
+    private nonisolated func serve() async throws -> Int32? {
         if let refusal = CodexPolicy.handshakeRefusal(context.handshake.raw, options: context.options) {
-            await setReady(false)
+            await rpc.stop()
             throw RPCError(refusal)
         }
         var environment = context.environment
@@ -54,38 +54,14 @@ actor CodexRuntime: AgentRuntime {
         let spec = ChildSpec(
             arguments: argv, environment: environment, workingDirectory: context.folder,
             stopGrace: context.options.stopGrace)
-        do {
-            let (_, status) = try await ChildProcess.run(spec) { child in
-                await self.attach(child)
-                try await ChildLines.drive(child, sink: self.context.sink, readStdout: { await self.readStdout(child) }) {
-                    try await self.startSequence()
-                    await self.setReady(true)
-                }
-            }
-            await setReady(false)
-            return status.code
-        } catch let error as SpawnError {
-            await setReady(false)
-            throw RPCError(error.isNotFound ? "Command not found: codex. Is it installed and on PATH?" : error.description)
-        } catch {
-            await setReady(false)
-            throw error
+        let status = try await rpc.serve(spec, sink: context.sink, receive: { await self.receive($0) }) {
+            try await self.startSequence()
         }
-    }
-
-    private func attach(_ child: RunningChild) { self.child = child }
-
-    private func setReady(_ value: Bool) {
-        if ready == nil || value == false { ready = value }
-        for waiter in readyWaiters { waiter.resume(returning: ready ?? false) }
-        readyWaiters.removeAll()
+        return status.code
     }
 
     /// Waits until the start sequence finished; false when it failed (the session is ending).
-    private func awaitReady() async -> Bool {
-        if let ready { return ready }
-        return await withCheckedContinuation { readyWaiters.append($0) }
-    }
+    private func awaitReady() async -> Bool { await rpc.awaitLive() }
 
     private func startSequence() async throws {
         _ = try await call(
@@ -94,7 +70,7 @@ actor CodexRuntime: AgentRuntime {
                 "clientInfo": ["name": "ai-relay", "title": "AI Relay", "version": "0.0.0"],
                 "capabilities": ["experimentalApi": true],
             ])
-        try await notify("initialized")
+        try await rpc.notify("initialized")
         let raw = context.handshake.raw
         if let resume = raw["codex_thread_id"]?.stringValue, !resume.isEmpty {
             var params = JSONObject(["threadId": .string(resume), "excludeTurns": true])
@@ -109,12 +85,12 @@ actor CodexRuntime: AgentRuntime {
                         "status", metadata: ["thread_id": JSON(threadID), "resumed": true], status: "thread_started"))
                 return
             } catch {
-                context.logger.warning("thread/resume failed (\(error)); starting a new thread")
+                context.logger.warning("thread/resume failed; starting a new thread", metadata: ["error": .client("\(error)")])
             }
         }
         var params = JSONObject([
-            "cwd": .string(context.folder), "ephemeral": raw.has("ephemeral") ? raw["ephemeral"]! : true,
-            "serviceName": raw.has("serviceName") ? raw["serviceName"]! : "ai-relay",
+            "cwd": .string(context.folder), "ephemeral": raw["ephemeral"] ?? true,
+            "serviceName": raw["serviceName"] ?? "ai-relay",
         ])
         params["model"] = model.map(JSON.string)
         params["approvalPolicy"] = approvalPolicy
@@ -142,38 +118,17 @@ actor CodexRuntime: AgentRuntime {
 
     // MARK: JSON-RPC
 
+    /// A request's `result` (`{}` when empty or missing); an `error` answer is thrown.
     private func call(_ method: String, _ params: JSON) async throws -> JSON {
-        guard let child else { throw RPCError("codex app-server is not running") }
-        let id = nextID
-        nextID += 1
-        let key = String(id)
-        try calls.reserve(key)
-        let line: JSON = ["id": .int(id), "method": .string(method), "params": params]
-        do {
-            try await child.write(line.encoded() + [0x0A])
-        } catch {
-            calls.resolve(key, .null)
-            throw RPCError("codex app-server is not running")
-        }
-        let response = try await calls.wait(
-            key, timeout: options.codexRPCTimeout, timeoutMessage: "Timed out waiting for codex app-server \(method)")
+        let response = try await rpc.call(method, params, timeout: options.codexRPCTimeout)
         if let error = response["error"], response.objectValue?.has("result") != true { throw RPCError(error.encodedString()) }
         guard let result = response["result"], result.isTruthy else { return .object(JSONObject()) }
         return result
     }
 
-    private func notify(_ method: String, _ params: JSON? = nil) async throws {
-        guard let child else { throw RPCError("codex app-server is not running") }
-        var line = JSONObject(["method": .string(method)])
-        if let params, !params.isNull { line["params"] = params }
-        try await child.write(JSON.object(line).encoded() + [0x0A])
-    }
-
     private func respond(to id: JSON, _ result: JSON) async {
-        guard let child else { return }
-        let line: JSON = ["id": id, "result": result]
         do {
-            try await child.write(line.encoded() + [0x0A])
+            try await rpc.respond(to: id, result)
         } catch {
             await sink.error("Relay error: could not answer codex: the app-server has exited")
         }
@@ -181,40 +136,23 @@ actor CodexRuntime: AgentRuntime {
 
     // MARK: reading
 
-    private nonisolated func readStdout(_ child: RunningChild) async {
-        await ChildLines.forEachLine(of: child) { limit in
-            await self.sink.error("Relay error: a line from codex exceeded \(limit) bytes and was skipped")
-        } _: { line in
-            await self.receive(line)
+    private func receive(_ incoming: JSONRPCIncoming) async {
+        switch incoming {
+        case .text(let line):
+            let text = String(decoding: line, as: UTF8.self).trimmed
+            if !text.isEmpty { await sink.send(RelayEvent("stdout", text: text)) }
+        case .other(let message, let line):
+            await sink.send(RelayEvent("stream_event", content: message, raw: .fragment(line)))
+        case .request(let id, let method, let params, _, let line):
+            let key = id.idKey ?? id.encodedString()
+            serverRequests[key] = (id, method, params)
+            await sink.send(CodexEventMapper.requestEvent(key: key, method: method, params: params, raw: .fragment(line)))
+        case .notification(let method, let params, _, let line):
+            await notification(method, params, raw: .fragment(line))
         }
-        calls.close("codex app-server exited")
     }
 
-    private func receive(_ line: [UInt8]) async {
-        let text = String(decoding: line, as: UTF8.self).trimmed
-        if text.isEmpty { return }
-        guard let message = ChildLines.object(line) else {
-            await sink.send(RelayEvent("stdout", text: text))
-            return
-        }
-        let raw = JSON.fragment(line)
-        let method = message["method"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
-        let id = message["id"].nonNull
-        let params = message["params"].truthy ?? .object(JSONObject())
-        if let id, method == nil, message.objectValue!.has("result") || message.objectValue!.has("error") {
-            if let key = id.idKey { calls.resolve(key, message) }
-            return
-        }
-        if let id, let method {
-            let key = id.idKey ?? id.encodedString()
-            serverRequests[key] = (id, method)
-            await sink.send(CodexEventMapper.requestEvent(key: key, method: method, params: params, raw: raw))
-            return
-        }
-        guard let method else {
-            await sink.send(RelayEvent("stream_event", content: message, raw: raw))
-            return
-        }
+    private func notification(_ method: String, _ params: JSON, raw: JSON) async {
         switch method {
         case "turn/started":
             turnID = Self.id(of: params["turn"]) ?? turnID
@@ -241,7 +179,8 @@ actor CodexRuntime: AgentRuntime {
     /// sends the text "/compact" as a prompt, which app-server passes to the model.)
     private func compactOnce(turn: String) {
         guard let threadID, compactionRequested.insert(turn).inserted else { return }
-        Task {
+        // In the background: the reader that got here must go on reading for the answer to arrive.
+        rpc.background {
             do {
                 _ = try await self.call("thread/compact/start", ["threadId": .string(threadID)])
             } catch {
@@ -252,23 +191,22 @@ actor CodexRuntime: AgentRuntime {
 
     // MARK: client messages
 
-    func handle(_ message: ClientMessage) async {
-        switch message.type {
-        case "interrupt": await interrupt()
-        case "permission_response": await answer(message)
-        case "control_response": await controlResponse(message)
-        case "set_model":
-            if let m = message["model"], m.isTruthy { model = m.textValue }
-        case "set_permission_mode", "set_approval_policy":
-            approvalPolicy = [message["mode"], message["approvalPolicy"], message["approval_policy"]].lazy
-                .compactMap { $0 }.first { $0.isTruthy }
-        case "raw_request": await rawRequest(message)
-        default: await prompt(message)
+    func handle(_ command: ClientCommand) async {
+        switch command.action {
+        case .interrupt: await interrupt()
+        case .permissionAnswer(let reply): await answer(reply)
+        case .controlResponse(_, let message): await controlResponse(message)
+        case .setModel(let requested):
+            if let m = requested, m.isTruthy { model = m.textValue }
+        case .setPermissionMode(let change, _): approvalPolicy = change.approvalPolicy
+        case .rawRequest(let method, let params): await rawRequest(method: method, params: params)
+        case .prompt, .claudeUpdate, .passive: await prompt(command.prompt)
         }
     }
 
-    private func prompt(_ message: ClientMessage) async {
-        let (text, images) = Self.promptInput(message)
+    /// `message`: the prompt with its per-turn options (`model`, `cwd`, `sandboxPolicy`…).
+    private func prompt(_ message: Prompt) async {
+        let (text, images) = message.textAndImages
         if text.isEmpty && images.isEmpty { return }
         guard await awaitReady() else { return }
         guard let threadID else {
@@ -291,11 +229,11 @@ actor CodexRuntime: AgentRuntime {
             }
             params["sandboxPolicy"] = sandbox
         }
-        for key in ["cwd", "effort", "summary", "serviceTier", "personality", "outputSchema"] where message.object.has(key) {
+        for key in ["cwd", "effort", "summary", "serviceTier", "personality", "outputSchema"] where message.fields.has(key) {
             params[key] = message[key]
         }
         if let cwd = message["cwd"], !cwd.isNull {
-            // Relative to the session folder; must stay inside the workspace root (§11.2).
+            // Relative to the session folder; must stay inside the workspace root.
             let path = cwd.textValue.hasPrefix("/") ? cwd.textValue : context.folder + "/" + cwd.textValue
             do {
                 let resolved = try WorkspacePolicy.resolve(path, root: options.workspaceRoot, cwd: context.folder)
@@ -315,35 +253,6 @@ actor CodexRuntime: AgentRuntime {
         }
     }
 
-    /// The prompt text (`text`, else `content`: a string, or the text parts of a block list) and
-    /// image inputs for Anthropic-style base64 image blocks / `input_image` parts with a URL.
-    static func promptInput(_ message: ClientMessage) -> (String, [JSON]) {
-        if let text = message.text, text.isTruthy { return (text.textValue, []) }
-        guard let content = message.content, content.isTruthy else { return ("", []) }
-        guard let blocks = content.arrayValue else { return (content.textValue, []) }
-        var texts: [String] = []
-        var images: [JSON] = []
-        for block in blocks {
-            switch block["type"]?.stringValue {
-            case "text", "input_text":
-                if let t = block["text"]?.stringValue { texts.append(t) }
-            case "image":
-                let source = block["source"] ?? .null
-                if let data = source["data"]?.stringValue {
-                    let mime = source["media_type"]?.stringValue ?? "image/png"
-                    images.append(["type": "image", "url": .string("data:\(mime);base64,\(data)")])
-                } else if let url = source["url"]?.stringValue ?? block["url"]?.stringValue {
-                    images.append(["type": "image", "url": .string(url)])
-                }
-            case "input_image":
-                if let url = block["image_url"]?.stringValue { images.append(["type": "image", "url": .string(url)]) }
-            default:
-                break
-            }
-        }
-        return (texts.joined(separator: "\n"), images)
-    }
-
     private func interrupt() async {
         guard await awaitReady(), let threadID, let turnID else {
             await sink.send(RelayEvent("status", status: "no_active_turn"))
@@ -360,34 +269,37 @@ actor CodexRuntime: AgentRuntime {
         }
     }
 
-    private func answer(_ message: ClientMessage) async {
-        guard let key = message.requestID else { return }
+    private func answer(_ answer: PermissionAnswer) async {
+        let key = answer.id
         guard let request = serverRequests.removeValue(forKey: key) else {
-            context.logger.info("permission_response for unknown or expired codex request \(key); ignored")
+            context.logger.info("permission_response for unknown or expired codex request", metadata: ["id": .client(key)])
+            await sink.error(UnknownPermission.message(key))
             return
         }
-        await respond(to: request.id, CodexApproval.result(for: request.method, message))
+        await respond(to: request.id, CodexApproval.result(for: request.method, requested: request.params, answer.fields))
     }
 
-    /// `control_response`: the client's own result for a pending server request, sent verbatim.
+    /// `control_response`: the client's own result for a pending server request; approvals still go
+    /// through the one permission verdict (`CodexApproval`), other requests get it verbatim.
     private func controlResponse(_ message: ClientMessage) async {
         guard let key = message.requestID, let request = serverRequests.removeValue(forKey: key) else { return }
-        let result = message.object.has("result") ? message["result"]! : (message["response"] ?? .null)
-        await respond(to: request.id, result)
+        var answer = message.object
+        if !answer.has("result"), !answer.has("response") { answer["result"] = .null }
+        await respond(to: request.id, CodexApproval.result(for: request.method, requested: request.params, ClientMessage(answer)))
     }
 
-    private func rawRequest(_ message: ClientMessage) async {
+    private func rawRequest(method: String?, params: JSON) async {
         guard options.allowCodexConfig else {
             await sink.error("raw_request is disabled on this worker")
             return
         }
-        guard let method = message["method"]?.stringValue, !method.isEmpty else {
+        guard let method else {
             await sink.error("raw_request needs a 'method'")
             return
         }
         guard await awaitReady() else { return }
         do {
-            _ = try await call(method, message["params"] ?? .null)
+            _ = try await call(method, params)
         } catch {
             await sink.error("\(error)")
         }

@@ -1,6 +1,6 @@
 import RelayProtocol
 
-/// Snowflake Cortex (spec §4.5): no child process; each prompt is an HTTPS request answered with
+/// Snowflake Cortex: no child process; each prompt is an HTTPS request answered with
 /// server-sent events. `session_start.metadata.cmd` is `[]`.
 struct CortexAdapter: Adapter {
     func baseCommand(_ handshake: Handshake) -> [String] { [] }

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Where a client may send a Snowflake token (spec §11.6): the reference posts the token, possibly
+/// Where a client may send a Snowflake token: the reference posts the token, possibly
 /// read from any worker environment variable, to any `account_url`. Here the URL must be https on an
 /// operator-allowed host pattern (default `*.snowflakecomputing.com`) or exactly one of the
 /// operator's extra origins (`--cortex-allowed-origin`, the only way to allow http, for test

@@ -1,11 +1,11 @@
 import RelayProtocol
 
-/// Maps one Cortex SSE event to relay events (spec §4.5 tables), per mode. Pure: what the answer
+/// Maps one Cortex SSE event to relay events, per mode. Pure: what the answer
 /// adds to the conversation history is returned alongside (`text`, `sql`) and kept by the caller.
 ///
 /// Difference from the reference: an analyst `warnings` event is a `status` (`warnings`), not a
 /// `context_warning` — it is about the question or semantic model, and must not start a `/compact`
-/// request (§11.18).
+/// request.
 enum CortexEventMapper {
     struct Mapped {
         var events: [RelayEvent] = []
@@ -110,7 +110,7 @@ enum CortexEventMapper {
         }
         switch type {
         case "response.sql", "response.chart", "response.table":
-            let label = String(type.split(separator: ".").last!)
+            let label = String(type.dropFirst("response.".count))
             let content = [p["sql"], p["data"]].lazy.compactMap { $0 }.first { $0.isTruthy }?.textValue ?? p.encodedString()
             out.events = [RelayEvent("tool_result", text: "[\(label.uppercased())]\n\(content)", tool: label, raw: p)]
         case "message.start", "message.stop", "content.block.start", "content.block.stop", "message.delta", "ping":

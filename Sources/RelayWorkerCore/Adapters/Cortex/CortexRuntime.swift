@@ -1,38 +1,63 @@
 import AsyncHTTPClient
+import Deadline
 import Logging
 import NIOCore
 import RelayProtocol
 
-/// One Cortex conversation (spec §4.5): each prompt POSTs the whole history to the mode's endpoint
+/// One Cortex conversation: each prompt POSTs the whole history to the mode's endpoint
 /// and streams the SSE answer as events; the answer is added to the history and the last 40
 /// messages go to the client as `status` `cortex_history_snapshot` (to send back as
 /// `cortex_history` after a reconnect).
 ///
-/// Unlike the reference (§11.23): one prompt at a time (a second one gets an `error`); an interrupt
+/// Unlike the reference: one prompt at a time (a second one gets an `error`); an interrupt
 /// really stops the request, so no event follows `status` `interrupted`; a failed or interrupted
 /// request leaves no dangling user message in the history; analyst answers are kept too (as
 /// `analyst` messages with their text and SQL); the timeout bounds the whole request; the body is
 /// read as the client takes events (no unbounded queue).
+///
+/// The requests run one at a time under `run`, each in a task group with its interrupt signal.
 actor CortexRuntime: AgentRuntime {
     let context: SessionContext
     private var sink: EventSink { context.sink }
     private var settings: CortexSettings?
     private var history: [JSON] = []
-    private var request: Task<Void, Never>?
     private var requestID = 0
+    /// The request that is queued or running, and the signal that interrupts it.
+    private var active: (id: Int, stop: AsyncStream<Void>.Continuation)?
+    /// Interrupts waiting for their request to be gone.
+    private var endWaiters: [(id: Int, waiter: CheckedContinuation<Void, Never>)] = []
+    /// `run` has returned: nothing waits for a request any more.
+    private var closed = false
+    private let requests = AsyncStream<Request>.makeStream()
+
+    struct Request: Sendable {
+        let id: Int
+        let settings: CortexSettings
+        let body: JSON
+        let stop: AsyncStream<Void>
+        /// Held here too, so the stream ends only with the request.
+        let signal: AsyncStream<Void>.Continuation
+    }
 
     init(context: SessionContext) { self.context = context }
 
     nonisolated func run() async throws -> Int32? {
+        defer { requests.continuation.finish() }
         switch CortexSettings.resolve(context.handshake, options: context.options) {
         case .failure(let refusal): throw RPCError(refusal.description)
         case .success(let settings): await configure(settings)
         }
-        // No child: the session lasts until the client leaves.
-        while !Task.isCancelled {
-            do { try await Task.sleep(for: .seconds(3600)) } catch { break }
+        // No child: the session lasts until the client leaves (the stream ends on cancellation).
+        for await request in requests.stream {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.perform(id: request.id, settings: request.settings, body: request.body) }
+                group.addTask { for await _ in request.stop { return } }
+                _ = await group.next()
+                group.cancelAll()
+            }
+            await ended(request.id)
         }
-        await stop()
+        await ended(nil)
         return nil
     }
 
@@ -41,46 +66,37 @@ actor CortexRuntime: AgentRuntime {
         history = settings.history
     }
 
-    private func stop() {
-        request?.cancel()
-        request = nil
+    /// The request `id` is gone (nil: all of them, the session ends); wakes the interrupts waiting.
+    private func ended(_ id: Int?) {
+        if id == nil { closed = true }
+        if id == nil || active?.id == id { active = nil }
+        for entry in endWaiters where id == nil || entry.id == id { entry.waiter.resume() }
+        endWaiters.removeAll { id == nil || $0.id == id }
     }
 
     // MARK: client messages
 
-    func handle(_ message: ClientMessage) async {
-        if message.type == "interrupt" { return await interrupt() }
-        let text = Self.promptText(message)
+    func handle(_ command: ClientCommand) async {
+        if case .interrupt = command.action { return await interrupt() }
+        let text = command.prompt.joinedText
         if text.isEmpty { return }
-        guard let settings else { return }
-        if request != nil {
+        guard let settings, !closed else { return }
+        if active != nil {
             await sink.error("Cortex is still answering the previous prompt; wait for it or interrupt it")
             return
         }
         history.append(settings.userMessage(text))
         let body = settings.body(history: history)
         requestID += 1
-        let id = requestID
-        request = Task { await self.perform(id: id, settings: settings, body: body) }
-    }
-
-    /// `content` (or `text`): the text parts of a block list joined by newlines, else the value as text.
-    static func promptText(_ message: ClientMessage) -> String {
-        let value = message.content.nonNull ?? message.text ?? .null
-        if let blocks = value.arrayValue {
-            return blocks.compactMap { b -> String? in
-                let t = b["type"]?.stringValue
-                guard t == "text" || t == "input_text", let s = b["text"], s.isTruthy else { return nil }
-                return s.textValue
-            }.joined(separator: "\n")
-        }
-        return value.isTruthy ? value.textValue : ""
+        let (stop, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        active = (requestID, signal)
+        requests.continuation.yield(Request(id: requestID, settings: settings, body: body, stop: stop, signal: signal))
     }
 
     private func interrupt() async {
-        if let running = request {
-            running.cancel()
-            await running.value
+        if let running = active, !closed {
+            running.stop.yield()
+            await withCheckedContinuation { endWaiters.append((running.id, $0)) }
         }
         await sink.send(RelayEvent("status", status: "interrupted"))
     }
@@ -90,9 +106,9 @@ actor CortexRuntime: AgentRuntime {
     private func perform(id: Int, settings: CortexSettings, body: JSON) async {
         let outcome: Outcome
         do {
-            outcome = try await withDeadline(
+            outcome = try await withTimeout(
                 settings.timeout,
-                "Snowflake Cortex request timed out after \(settings.timeout.components.seconds) s"
+                orThrow: RPCError("Snowflake Cortex request timed out after \(settings.timeout.components.seconds) s")
             ) {
                 try await Self.exchange(settings: settings, body: body, sink: self.context.sink)
             }
@@ -113,7 +129,7 @@ actor CortexRuntime: AgentRuntime {
     }
 
     private func finish(id: Int, _ outcome: Outcome, cancelled: Bool) {
-        if requestID == id { request = nil }
+        if active?.id == id { active = nil }
         if case .failed = outcome {
             // No answer: take the unanswered user message back out of the history.
             if history.last?["role"]?.stringValue == "user" { history.removeLast() }
@@ -171,7 +187,7 @@ actor CortexRuntime: AgentRuntime {
         if settings.mode == .analyst {
             var parts: [JSON] = []
             if !text.isEmpty { parts.append(["type": "text", "text": .string(text)]) }
-            for index in sql.keys.sorted() { parts.append(["type": "sql", "statement": .string(sql[index]!)]) }
+            for (_, statement) in sql.sorted(by: { $0.key < $1.key }) { parts.append(["type": "sql", "statement": .string(statement)]) }
             if parts.isEmpty { return .answered(nil) }
             return .answered(["role": "analyst", "content": .array(parts)])
         }

@@ -1,4 +1,4 @@
-/// Server-sent events, line by line (spec §4.5 "SSE parsing"). Unlike the reference, `data:` values
+/// Server-sent events, line by line. Unlike the reference, `data:` values
 /// lose only the one optional space after the colon (the SSE rule), not all surrounding whitespace.
 struct CortexSSEParser {
     private var name = "message"

@@ -1,8 +1,8 @@
 import RelayProtocol
 
-/// A Cortex session's settings (spec §4.5): each key from the handshake's `snowflake` object (a
+/// A Cortex session's settings: each key from the handshake's `snowflake` object (a
 /// present key wins even when null), else the handshake top level, else the default; checked once
-/// at session start (the reference checks per prompt, and not the destination at all, §11.6).
+/// at session start (the reference checks per prompt, and not the destination at all).
 struct CortexSettings: Sendable {
     enum Mode: String, Sendable { case agent, chat, analyst }
 
@@ -79,14 +79,28 @@ struct CortexSettings: Sendable {
         }
         let model = handshake.model.flatMap { $0.isEmpty ? nil : $0 }
             ?? setting("model").flatMap { $0.isTruthy ? $0.textValue : nil } ?? "claude-3-5-sonnet"
-        let seconds = setting("timeout")?.doubleValue ?? setting("timeout")?.stringValue.flatMap(Double.init) ?? 300
+        guard let timeout = requestTimeout(setting("timeout")) else {
+            return .failure(Refusal("Snowflake Cortex: 'timeout' must be a number of seconds from 1 to \(maxTimeoutSeconds)"))
+        }
         return .success(
             CortexSettings(
                 mode: mode, baseURL: baseURL, token: token, tokenType: tokenType, model: model,
-                timeout: .milliseconds(Int64(min(max(seconds, 1), 3600) * 1000)),
+                timeout: timeout,
                 tools: setting("tools").truthy,
                 responseFormat: setting("response_format").truthy, semantic: semantic,
                 history: raw["cortex_history"]?.arrayValue ?? []))
+    }
+
+    static let maxTimeoutSeconds = 3600
+
+    /// The whole-request timeout: absent or null → 300 s; a number (or numeric string) of seconds
+    /// in 1...3600; anything else (NaN, 1e300, -1, "soon") → nil, a refusal rather than a trap.
+    static func requestTimeout(_ value: JSON?) -> Duration? {
+        guard let value, !value.isNull else { return .seconds(300) }
+        guard let seconds = value.doubleValue ?? value.stringValue.flatMap(Double.init),
+            seconds.isFinite, seconds >= 1, seconds <= Double(maxTimeoutSeconds)
+        else { return nil }
+        return .milliseconds(Int64((seconds * 1000).rounded()))
     }
 
     var endpoint: String {

@@ -1,6 +1,6 @@
 import RelayProtocol
 
-/// Google Gemini CLI in ACP mode (spec §4.4): `gemini --acp --output-format stream-json`.
+/// Google Gemini CLI in ACP mode: `gemini --acp --output-format stream-json`.
 struct GeminiAdapter: Adapter {
     func baseCommand(_ handshake: Handshake) -> [String] {
         var argv = ["gemini", "--acp", "--output-format", "stream-json"]
@@ -9,4 +9,9 @@ struct GeminiAdapter: Adapter {
     }
 
     func makeRuntime(_ context: SessionContext) -> any AgentRuntime { GeminiRuntime(context: context) }
+}
+
+extension JSONRPCChild.Wording {
+    static let gemini = Self(
+        tool: "gemini", notRunning: "Gemini ACP process exited", exited: "Gemini ACP process exited", waitingFor: "Gemini ACP")
 }

@@ -1,7 +1,7 @@
 import Logging
 import RelayProtocol
 
-/// Gemini CLI credentials before each spawn (spec §7.3): pick the auth type in
+/// Gemini CLI credentials before each spawn: pick the auth type in
 /// `$HOME/.gemini/settings.json` (`security.auth.selectedType`), drop API keys when OAuth is
 /// preferred, and refresh an expiring OAuth token against `--gemini-oauth-token-url`.
 enum GeminiAuth {
@@ -18,7 +18,7 @@ enum GeminiAuth {
         if hasOAuth, AuthFiles.truthy(environment["AI_RELAY_GEMINI_PREFER_OAUTH"]) {
             for key in ["GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"] where environment[key] != nil {
                 environment[key] = nil
-                logger.info("removed \(key) from the gemini environment to prefer OAuth credentials")
+                logger.info("removed a key from the gemini environment to prefer OAuth credentials", metadata: ["key": "\(key)"])
             }
             selected = oauthPersonal
         } else if let fromEnv = selectedFromEnvironment(environment) {
@@ -50,7 +50,11 @@ enum GeminiAuth {
         creds["access_token"] = .string(access)
         if let newRefresh = answer["refresh_token"] { creds["refresh_token"] = newRefresh }
         creds["expiry_date"] = .int(AuthFiles.nowMillis() + expiresIn * 1000)
-        do { try AuthFiles.writeObject(creds, to: credsPath) } catch { logger.warning("\(error)") }
+        do {
+            try AuthFiles.writeObject(creds, to: credsPath)
+        } catch {
+            logger.warning("could not save the refreshed Gemini OAuth credentials", metadata: ["error": "\(error)"])
+        }
     }
 
     static func selectedFromEnvironment(_ environment: [String: String]) -> String? {
@@ -69,6 +73,10 @@ enum GeminiAuth {
         auth["selectedType"] = .string(type)
         security["auth"] = .object(auth)
         settings["security"] = .object(security)
-        do { try AuthFiles.writeObject(settings, to: path) } catch { logger.warning("\(error)") }
+        do {
+            try AuthFiles.writeObject(settings, to: path)
+        } catch {
+            logger.warning("could not write the Gemini settings", metadata: ["error": "\(error)"])
+        }
     }
 }

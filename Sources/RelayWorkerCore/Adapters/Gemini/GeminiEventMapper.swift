@@ -1,9 +1,9 @@
 import RelayProtocol
 
-/// Maps ACP `session/update` payloads to relay events (spec §4.4.4). Every event carries
+/// Maps ACP `session/update` payloads to relay events. Every event carries
 /// `raw` = the update object.
 ///
-/// Differences from the reference (§11.22): `tool_call` events read the fields ACP really has
+/// Differences from the reference: `tool_call` events read the fields ACP really has
 /// (`tool` = `toolName` or else `kind`, `args` = `args` or else `rawInput`); a `tool_call_update`
 /// whose status is `completed`/`failed` is the tool's `tool_result` (ACP has no separate result
 /// update); and a `content`/`delta` that is not an object is ignored instead of killing the reader.

@@ -1,34 +1,32 @@
 import RelayProtocol
 
-/// The answer to an ACP `session/request_permission` (spec §4.4.5).
+/// The answer to an ACP `session/request_permission`.
 ///
 /// Written in the nested form of the current ACP schema, `{"outcome":{"outcome":"selected",
 /// "optionId":…}}` (and `{"outcome":{"outcome":"cancelled"}}` on interrupt): the Gemini CLI reads
 /// `output.outcome.outcome` / `output.outcome.optionId`, so the reference's flat
-/// `{"outcome":"selected","optionId":…}` does not select anything there (§11.22).
+/// `{"outcome":"selected","optionId":…}` does not select anything there.
 ///
-/// The option: the client's `optionId`/`option_id` if given; otherwise allow or deny (Claude-style
-/// `behavior`, default allow as in the reference, or Codex-style `decision`/`allow`/`approved`) picks
-/// from the options of the stored request (the client need not echo them) — preferring the
-/// one-time kinds `allow_once`/`reject_once` (the reference takes the first non-deny option, which
-/// is "allow always" in Gemini's list), then the reference's id-token rule, then `proceed_once` /
-/// `cancel`.
+/// The option follows the shared `PermissionVerdict` (fail closed: no answer field denies). Only an
+/// answer with no verdict field may select by `optionId`/`option_id` alone, and then only an offered
+/// option whose kind (or id) allows; with a verdict, an `optionId` is used only when it agrees with
+/// it. Otherwise the verdict picks from the stored request's options (the client need not echo
+/// them): `allow_always` for a for-session allow, else `allow_once` / `reject_once`, then the
+/// reference's id-token rule, then `proceed_once` / `cancel`.
 enum GeminiPermission {
     static let denyTokens = ["cancel", "deny", "reject", "no"]
 
-    static func allows(_ message: ClientMessage) -> Bool {
-        if let decision = message["decision"]?.stringValue {
-            return ["accept", "acceptForSession", "approved", "approved_for_session", "allow", "approve"].contains(decision)
-        }
-        for key in ["allow", "approved"] {
-            if let v = message[key], !v.isNull { return v.isTruthy }
-        }
-        let behavior = message["behavior"]?.stringValue ?? "allow"
-        return behavior == "allow" || behavior == "approve"
+    typealias Option = (id: String, kind: String)
+
+    static func isDeny(_ option: Option) -> Bool {
+        if option.kind.hasPrefix("allow") { return false }
+        if option.kind.hasPrefix("reject") { return true }
+        return denyTokens.contains { option.id.lowercased().contains($0) }
     }
 
+    static func allows(_ message: ClientMessage) -> Bool { PermissionVerdict(message.object).allows }
+
     static func optionID(_ message: ClientMessage, options stored: [JSON]) -> String {
-        if let id = (message["optionId"] ?? message["option_id"])?.stringValue, !id.isEmpty { return id }
         var options = stored
         if options.isEmpty {
             for key in ["updatedInput", "args"] {
@@ -38,14 +36,23 @@ enum GeminiPermission {
                 }
             }
         }
-        let allow = allows(message)
-        let ids: [(id: String, kind: String)] = options.compactMap { o in
+        let ids: [Option] = options.compactMap { o in
             guard let id = o["optionId"]?.stringValue, !id.isEmpty else { return nil }
             return (id, o["kind"]?.stringValue ?? "")
         }
+        let chosen = (message["optionId"] ?? message["option_id"])?.stringValue
+        let named = ids.first { $0.id == chosen }
+        let verdict = PermissionVerdict(message.object)
+        let allow: Bool
+        if PermissionVerdict.isSilent(message.object), let named {
+            allow = !isDeny(named)
+        } else {
+            allow = verdict.allows
+        }
+        if let named, isDeny(named) != allow { return named.id }
+        if verdict == .allowForSession, let always = ids.first(where: { $0.kind == "allow_always" }) { return always.id }
         if let once = ids.first(where: { $0.kind == (allow ? "allow_once" : "reject_once") }) { return once.id }
-        let isDeny = { (id: String) in denyTokens.contains { id.lowercased().contains($0) } }
-        if let match = ids.first(where: { isDeny($0.id) != allow }) { return match.id }
+        if let match = ids.first(where: { isDeny($0) != allow }) { return match.id }
         return allow ? "proceed_once" : "cancel"
     }
 

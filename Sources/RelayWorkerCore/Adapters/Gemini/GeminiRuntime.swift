@@ -3,7 +3,7 @@ import Foundation
 import Logging
 import RelayProtocol
 
-/// Drives the Gemini CLI over ACP (JSON-RPC 2.0 lines, spec §4.4).
+/// Drives the Gemini CLI over ACP (JSON-RPC 2.0 lines.4).
 ///
 /// Start: initialize → session/load (the id saved in `<folder>/.gemini_acp_session`) or session/new.
 /// Each prompt is a `session/prompt` (300 s); its answer ends the turn with `response` `text:""`
@@ -22,24 +22,15 @@ actor GeminiRuntime: AgentRuntime {
     let context: SessionContext
     private var sink: EventSink { context.sink }
     private var options: WorkerOptions { context.options }
-    private let calls = RPCCalls()
+    private let rpc = JSONRPCChild(.acp, wording: .gemini)
 
-    private enum Phase { case idle, starting, live }
-    private var phase = Phase.idle
-    private var child: RunningChild?
-    private var nextID: Int64 = 1
     private var acpSessionID: String?
     private var firstSetup = true
     /// A restart's `session/load` replays the conversation the client has already seen: drop it.
     private var dropReplay = false
     private var modelOverride: String?
-    private var startError: String?
-    private var liveWaiters: [CheckedContinuation<Bool, Never>] = []
     private var spawnRequests: AsyncStream<Void>.Continuation?
     private var promptRunning = false
-    /// The session is over: nothing may wait for a CLI any more.
-    private var stopped = false
-    private var promptTask: Task<Void, Never>?
     /// Permission requests awaiting the client: id text → (id as sent, offered options).
     private var permissions: [String: (id: JSON, options: [JSON])] = [:]
 
@@ -50,6 +41,11 @@ actor GeminiRuntime: AgentRuntime {
     // MARK: lifecycle
 
     nonisolated func run() async throws -> Int32? {
+        try await rpc.run { try await self.serveProcesses() }
+    }
+
+    /// One CLI after another: the first at once, each later one when a prompt asks for it.
+    private nonisolated func serveProcesses() async throws -> Int32? {
         let (requests, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         await setSpawnRequests(continuation)
         defer { continuation.finish() }
@@ -71,23 +67,17 @@ actor GeminiRuntime: AgentRuntime {
                 // The first start failing ends the session (as in the reference); a failed restart
                 // was reported to the prompt that asked for it.
                 if first || Task.isCancelled {
-                    await shutDown()
+                    await rpc.stop()
                     throw error
                 }
             }
             first = false
         }
-        await shutDown()
+        await rpc.stop()
         return nil
     }
 
     private func setSpawnRequests(_ c: AsyncStream<Void>.Continuation) { spawnRequests = c }
-
-    private func shutDown() {
-        stopped = true
-        promptTask?.cancel()
-        setLive(false)
-    }
 
     /// One CLI process: spawn, set up the ACP session, read until stdout ends. Returns the exit code.
     private nonisolated func runProcess() async throws -> Int32 {
@@ -97,23 +87,14 @@ actor GeminiRuntime: AgentRuntime {
         let spec = ChildSpec(
             arguments: argv, environment: environment, workingDirectory: context.folder,
             stopGrace: context.options.stopGrace)
-        calls.reopen()
         do {
-            let (_, status) = try await ChildProcess.run(spec) { child in
-                await self.attach(child)
-                try await ChildLines.drive(child, sink: self.context.sink, readStdout: { await self.readStdout(child) }) {
-                    try await self.setUp()
-                    await self.setLive(true)
-                }
+            let status = try await rpc.serve(spec, sink: context.sink, receive: { await self.receive($0) }) {
+                try await self.setUp()
             }
-            await detach()
+            await forgetPermissions()
             return status.code
-        } catch let error as SpawnError {
-            let text = error.isNotFound ? "Command not found: gemini. Is it installed and on PATH?" : error.description
-            await failStart(text)
-            throw RPCError(text)
         } catch {
-            await failStart("\(error)")
+            await forgetPermissions()
             throw error
         }
     }
@@ -131,39 +112,13 @@ actor GeminiRuntime: AgentRuntime {
         return argv
     }
 
-    private func attach(_ child: RunningChild) {
-        self.child = child
-        phase = .starting
-    }
+    /// The CLI is gone: its permission requests can no longer be answered.
+    private func forgetPermissions() { permissions.removeAll() }
 
-    private func detach() {
-        child = nil
-        phase = .idle
-        permissions.removeAll()
-        setLive(false)
-    }
-
-    private func failStart(_ text: String) {
-        startError = text
-        detach()
-    }
-
-    private func setLive(_ live: Bool) {
-        if live { phase = .live }
-        for waiter in liveWaiters { waiter.resume(returning: live) }
-        liveWaiters.removeAll()
-    }
-
-    /// The live CLI, starting one if there is none; false when it could not be started.
+    /// The live CLI, starting one if the last one exited; false when it could not be started.
     private func ensureLive() async -> Bool {
-        if stopped { return false }
-        if phase == .live, child != nil { return true }
-        if phase == .idle, !firstSetup {
-            phase = .starting
-            startError = nil
-            spawnRequests?.yield()
-        }
-        return await withCheckedContinuation { liveWaiters.append($0) }
+        if await rpc.restart() { spawnRequests?.yield() }
+        return await rpc.awaitLive()
     }
 
     private func setUp() async throws {
@@ -187,13 +142,16 @@ actor GeminiRuntime: AgentRuntime {
                 let response = try await call(
                     "session/load", ["sessionId": .string(saved), "cwd": .string(context.folder), "mcpServers": []])
                 if let error = response["error"], error.objectValue != nil {
-                    context.logger.info("could not load Gemini session \(saved): \(error.encodedString())")
+                    context.logger.info(
+                        "could not load the Gemini session",
+                        metadata: ["session": .client(saved), "error": .client(error.encodedString())])
                 } else {
                     acpSessionID = response["result"]?["sessionId"]?.stringValue ?? saved
                     return
                 }
             } catch {
-                context.logger.info("could not load Gemini session \(saved): \(error)")
+                context.logger.info(
+                    "could not load the Gemini session", metadata: ["session": .client(saved), "error": .client("\(error)")])
             }
         }
         let response = try await call("session/new", ["cwd": .string(context.folder), "mcpServers": []])
@@ -218,98 +176,70 @@ actor GeminiRuntime: AgentRuntime {
 
     /// Sends a request and returns the whole response message (JSON-RPC errors are not thrown,
     /// as in the reference); throws on timeout or when the CLI exits.
-    private func call(_ method: String, _ params: JSON, timeout: Duration? = nil) async throws -> JSON {
-        let key = try await send(method, params)
-        return try await calls.wait(
-            key, timeout: timeout ?? options.geminiRPCTimeout, timeoutMessage: "Timed out waiting for Gemini ACP \(method)")
+    private func call(_ method: String, _ params: JSON) async throws -> JSON {
+        try await rpc.call(method, params, timeout: options.geminiRPCTimeout)
     }
 
-    /// Writes a request; returns its id text for `calls.wait`.
-    private func send(_ method: String, _ params: JSON) async throws -> String {
-        guard let child else { throw RPCError("Gemini ACP process exited") }
-        let id = nextID
-        nextID += 1
-        let key = String(id)
-        try calls.reserve(key)
-        let line: JSON = ["jsonrpc": "2.0", "method": .string(method), "params": params, "id": .int(id)]
-        do {
-            try await child.write(line.encoded() + [0x0A])
-        } catch {
-            calls.resolve(key, .null)
-            throw RPCError("Gemini ACP process exited")
-        }
-        return key
-    }
-
-    private func write(_ line: JSON) async {
-        guard let child else { return }
-        try? await child.write(line.encoded() + [0x0A])
+    /// Writes a request; `rpc.wait` takes its answer.
+    private func send(_ method: String, _ params: JSON) async throws -> JSONRPCChild.Call {
+        try await rpc.send(method, params)
     }
 
     // MARK: reading
 
-    private nonisolated func readStdout(_ child: RunningChild) async {
-        await ChildLines.forEachLine(of: child) { limit in
-            await self.sink.error("Relay error: a line from gemini exceeded \(limit) bytes and was skipped")
-        } _: { line in
-            await self.receive(line)
+    private func receive(_ incoming: JSONRPCIncoming) async {
+        switch incoming {
+        case .text(let line):
+            await sink.send(RelayEvent("stdout", text: String(decoding: line, as: UTF8.self)))
+        case .other(let message, let line):
+            if let update = message["update"] {
+                for event in GeminiEventMapper.events(forUpdate: update) { await sink.send(event) }
+            } else {
+                await sink.send(RelayEvent("stdout", text: String(decoding: line, as: UTF8.self)))
+            }
+        case .request(let id, let method, let params, let message, _):
+            await received(method, id: id, params: params, message: message)
+        case .notification(let method, let params, let message, _):
+            await received(method, id: nil, params: params, message: message)
         }
-        calls.close("Gemini ACP process exited")
     }
 
-    private func receive(_ line: [UInt8]) async {
-        if line.isEmpty { return }
-        let text = String(decoding: line, as: UTF8.self)
-        guard let message = ChildLines.object(line), let object = message.objectValue else {
-            await sink.send(RelayEvent("stdout", text: text))
-            return
-        }
-        if object.has("method") {
-            let method = message["method"]?.stringValue ?? ""
-            let params = message["params"] ?? .object(JSONObject())
-            switch method {
-            case "session/update":
-                if dropReplay { return }
-                let update = params["update"] ?? params
-                for event in GeminiEventMapper.events(forUpdate: update) { await sink.send(event) }
-            case "session/request_permission":
-                let id = message["id"] ?? .null
-                if let key = id.idKey {
-                    permissions[key] = (id, params["options"]?.arrayValue ?? [])
-                }
-                await sink.send(GeminiEventMapper.permissionEvent(id: id, params: params, raw: message))
-            default:
-                await sink.send(RelayEvent("stream_event", raw: message))
-                if let id = message["id"], !id.isNull {
-                    // A request the worker does not offer (we advertised no fs/terminal capability).
-                    await write([
-                        "jsonrpc": "2.0", "id": id,
-                        "error": ["code": -32601, "message": .string("Method not supported by this client: \(method)")],
-                    ])
-                }
-            }
-        } else if let update = message["update"] {
+    /// A request (`id`) or notification from the CLI.
+    private func received(_ method: String, id: JSON?, params: JSON, message: JSON) async {
+        switch method {
+        case "session/update":
+            if dropReplay { return }
+            let update = params["update"] ?? params
             for event in GeminiEventMapper.events(forUpdate: update) { await sink.send(event) }
-        } else if let id = message["id"] {
-            if let key = id.idKey { calls.resolve(key, message) }
-        } else {
-            await sink.send(RelayEvent("stdout", text: text))
+        case "session/request_permission":
+            let id = id ?? .null
+            if let key = id.idKey {
+                permissions[key] = (id, params["options"]?.arrayValue ?? [])
+            }
+            await sink.send(GeminiEventMapper.permissionEvent(id: id, params: params, raw: message))
+        default:
+            await sink.send(RelayEvent("stream_event", raw: message))
+            if let id {
+                // A request the worker does not offer (we advertised no fs/terminal capability).
+                try? await rpc.respond(to: id, errorCode: -32601, message: "Method not supported by this client: \(method)")
+            }
         }
     }
 
     // MARK: client messages
 
-    func handle(_ message: ClientMessage) async {
-        switch message.type {
-        case "interrupt": await interrupt()
-        case "set_model": await setModel(message)
-        case "permission_response": await answerPermission(message)
-        default: await prompt(message)
+    func handle(_ command: ClientCommand) async {
+        switch command.action {
+        case .interrupt: await interrupt()
+        case .setModel(let model): await setModel(model)
+        case .permissionAnswer(let answer): await answerPermission(answer)
+        case .prompt, .setPermissionMode, .claudeUpdate, .rawRequest, .controlResponse, .passive:
+            await prompt(command.prompt)
         }
     }
 
-    private func prompt(_ message: ClientMessage) async {
-        let parts = GeminiPrompt.parts(message)
+    private func prompt(_ prompt: Prompt) async {
+        let parts = prompt.contentBlocks
         if parts.isEmpty { return }
         if promptRunning {
             await sink.error("Gemini is still answering the previous prompt; wait for its response or interrupt it")
@@ -318,12 +248,12 @@ actor GeminiRuntime: AgentRuntime {
         promptRunning = true
         guard await ensureLive() else {
             promptRunning = false
-            await sink.error(startError ?? "Gemini ACP process exited")
+            await sink.error(await rpc.startFailure ?? "Gemini ACP process exited")
             return
         }
         var params = JSONObject(["prompt": .array(parts), "messageId": .string(UUID().uuidString.lowercased())])
         if let acpSessionID { params["sessionId"] = .string(acpSessionID) }
-        let key: String
+        let key: JSONRPCChild.Call
         do {
             key = try await send("session/prompt", .object(params))
         } catch {
@@ -332,16 +262,16 @@ actor GeminiRuntime: AgentRuntime {
             return
         }
         let timeout = options.geminiPromptTimeout
-        promptTask = Task { await self.finishPrompt(key, timeout: timeout) }
+        // In the background: the client may interrupt or answer permissions while the turn runs.
+        rpc.background { await self.finishPrompt(key, timeout: timeout) }
     }
 
     /// The prompt's answer ends the turn: `response` with `text:""` and the whole answer as `raw`,
     /// or `error` (JSON-RPC error, timeout, CLI gone).
-    private func finishPrompt(_ key: String, timeout: Duration) async {
+    private func finishPrompt(_ call: JSONRPCChild.Call, timeout: Duration) async {
         defer { promptRunning = false }
         do {
-            let response = try await calls.wait(
-                key, timeout: timeout, timeoutMessage: "Timed out waiting for Gemini ACP session/prompt")
+            let response = try await rpc.wait(call, timeout: timeout)
             if let error = response["error"], error.isTruthy {
                 let text = error.objectValue != nil ? error["message"]?.stringValue : error.textValue
                 await sink.send(
@@ -356,22 +286,21 @@ actor GeminiRuntime: AgentRuntime {
     }
 
     private func interrupt() async {
-        guard phase == .live, let child, let acpSessionID else { return }
-        let cancel: JSON = ["jsonrpc": "2.0", "method": "session/cancel", "params": ["sessionId": .string(acpSessionID)]]
-        try? await child.write(cancel.encoded() + [0x0A])
+        guard await rpc.isLive, let acpSessionID else { return }
+        try? await rpc.notify("session/cancel", ["sessionId": .string(acpSessionID)])
         // ACP: after session/cancel the client answers its pending permission requests `cancelled`.
         let pending = permissions
         permissions.removeAll()
         for request in pending.sorted(by: { $0.key < $1.key }).map(\.value) {
-            await write(["jsonrpc": "2.0", "id": request.id, "result": GeminiPermission.cancelled])
+            try? await rpc.respond(to: request.id, GeminiPermission.cancelled)
             await sink.send(RelayEvent("permission_cancelled", requestID: request.id))
         }
     }
 
-    private func setModel(_ message: ClientMessage) async {
-        guard let model = message["model"]?.stringValue, !model.isEmpty else { return }
+    private func setModel(_ requested: JSON?) async {
+        guard let model = requested?.stringValue, !model.isEmpty else { return }
         modelOverride = model
-        guard phase == .live, child != nil else { return }
+        guard await rpc.isLive else { return }
         var params = JSONObject(["modelId": .string(model)])
         if let acpSessionID { params = JSONObject(["sessionId": .string(acpSessionID), "modelId": .string(model)]) }
         do {
@@ -384,10 +313,14 @@ actor GeminiRuntime: AgentRuntime {
         }
     }
 
-    private func answerPermission(_ message: ClientMessage) async {
-        guard let key = message.requestID, let request = permissions.removeValue(forKey: key) else { return }
-        let option = GeminiPermission.optionID(message, options: request.options)
-        context.logger.info("permission_response → id=\(key) optionId=\(option)")
-        await write(["jsonrpc": "2.0", "id": request.id, "result": GeminiPermission.selected(option)])
+    private func answerPermission(_ answer: PermissionAnswer) async {
+        let key = answer.id
+        guard let request = permissions.removeValue(forKey: key) else {
+            await context.sink.error(UnknownPermission.message(key))
+            return
+        }
+        let option = GeminiPermission.optionID(answer.fields, options: request.options)
+        context.logger.info("permission_response", metadata: ["id": .client(key), "optionId": .client(option)])
+        try? await rpc.respond(to: request.id, GeminiPermission.selected(option))
     }
 }

@@ -2,7 +2,7 @@ import ChildProcess
 import NIOCore
 import RelayProtocol
 
-/// Any interactive CLI in a real terminal (spec §4.6, §5). The reference always runs `generic`;
+/// Any interactive CLI in a real terminal. The reference always runs `generic`;
 /// here `generic` runs `generic` and operators map further tool names with `--pty-tool`.
 struct PTYAdapter: Adapter {
     let executable: String
@@ -55,9 +55,10 @@ final class PTYRuntime: AgentRuntime {
         return status.code
     }
 
-    /// Text is typed followed by CR (TUIs in raw mode treat CR as Enter); other messages are ignored.
-    func handle(_ message: ClientMessage) async {
-        guard let text = message.text, text.isTruthy else { return }
+    /// A message's `text` (whatever its type) is typed followed by CR (TUIs in raw mode treat CR as
+    /// Enter); messages without one are ignored.
+    func handle(_ command: ClientCommand) async {
+        guard let text = command.prompt.text.truthy else { return }
         var s = Substring(text.textValue)
         while s.last == "\n" || s.last == "\r" { s = s.dropLast() }
         input.continuation.yield(Array(s.utf8) + [0x0D])

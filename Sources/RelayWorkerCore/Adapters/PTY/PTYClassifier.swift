@@ -1,21 +1,21 @@
 import Foundation
 import RelayProtocol
 
-/// The reference's heuristics for labelling terminal output (spec §5.3), applied per chunk.
+/// The reference's heuristics for labelling terminal output, applied per chunk.
 enum PTYClassifier {
     private static func regex(_ pattern: String, _ options: NSRegularExpression.Options = [.caseInsensitive]) -> NSRegularExpression {
         try! NSRegularExpression(pattern: pattern, options: options)
     }
 
-    nonisolated(unsafe) static let quota = regex(#"quota|rate.?limit|billing|429|too many requests"#)
-    nonisolated(unsafe) static let pctThenContext = regex(#"(\d+)\s*%.*context"#)
-    nonisolated(unsafe) static let contextThenPct = regex(#"context.*?(\d+)\s*%"#)
-    nonisolated(unsafe) static let contextLimit = regex(#"context.{0,20}(limit|full|compact|window)"#)
-    nonisolated(unsafe) static let compacted = regex(#"compact|compacted|compacting|summariz"#)
-    nonisolated(unsafe) static let toolCall = regex(
+    static let quota = regex(#"quota|rate.?limit|billing|429|too many requests"#)
+    static let pctThenContext = regex(#"(\d+)\s*%.*context"#)
+    static let contextThenPct = regex(#"context.*?(\d+)\s*%"#)
+    static let contextLimit = regex(#"context.{0,20}(limit|full|compact|window)"#)
+    static let compacted = regex(#"compact|compacted|compacting|summariz"#)
+    static let toolCall = regex(
         #"^[>│]\s*(Read|Edit|Write|Bash|Glob|Grep|WebFetch|WebSearch)\s*[(\[]?(.*)$"#, [.dotMatchesLineSeparators])
-    nonisolated(unsafe) static let diff = regex(#"^[+-]{3}\s|(created|updated|modified|wrote)\s+.*\.(py|ts|tsx|js|go|rs|java)"#)
-    nonisolated(unsafe) static let reasoning = regex(#"^[│┃]|thinking|planning|analyzing|let me|i will|i'll"#)
+    static let diff = regex(#"^[+-]{3}\s|(created|updated|modified|wrote)\s+.*\.(py|ts|tsx|js|go|rs|java)"#)
+    static let reasoning = regex(#"^[│┃]|thinking|planning|analyzing|let me|i will|i'll"#)
 
     static func classify(_ text: String) -> RelayEvent {
         let range = NSRange(text.startIndex..., in: text)

@@ -1,7 +1,10 @@
-/// Turns raw terminal output into plain text (spec §5.2): OSC-8 links become their URL,
+/// Turns raw terminal output into plain text: OSC-8 links become their URL,
 /// cursor-forward becomes spaces, other escape sequences and control characters are removed,
 /// line endings become `\n`.
 enum TerminalText {
+    /// Spaces one cursor-forward sequence may become (a wide terminal's width).
+    static let maxCursorForward = 1000
+
     static func clean(_ input: String) -> String {
         var out = String.UnicodeScalarView()
         let s = Array(input.unicodeScalars)
@@ -19,7 +22,11 @@ enum TerminalText {
                         j += 1
                     }
                     if j < s.count, (0x40...0x7E).contains(s[j].value) {
-                        if s[j] == "C" { out.append(contentsOf: String(repeating: " ", count: max(1, Int(params) ?? 1)).unicodeScalars) }
+                        if s[j] == "C" {
+                            // Cursor forward, capped: a child printing ESC[999999999999C must not allocate that much.
+                            let n = min(max(1, Int(params) ?? 1), TerminalText.maxCursorForward)
+                            out.append(contentsOf: String(repeating: " ", count: n).unicodeScalars)
+                        }
                         i = j + 1
                     } else {
                         i = j

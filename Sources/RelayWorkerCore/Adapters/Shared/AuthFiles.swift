@@ -1,7 +1,7 @@
 import Foundation
 import RelayProtocol
 
-/// Credential and settings files of the agent CLIs, as the auth helpers read and write them (spec §7).
+/// Credential and settings files of the agent CLIs, as the auth helpers read and write them.
 enum AuthFiles {
     /// `1`, `true`, `yes`, `on` (any case, surrounding whitespace ignored).
     static func truthy(_ value: String?) -> Bool {
@@ -23,7 +23,7 @@ enum AuthFiles {
     }
 
     /// Writes `object` as 2-space-indented JSON through `<path>.tmp` and a rename. Unlike the
-    /// reference (§11.27) the temp file is created 0600, so the secret is never world-readable.
+    /// reference the temp file is created 0600, so the secret is never world-readable.
     static func writeObject(_ object: JSONObject, to path: String) throws {
         let directory = (path as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

@@ -2,15 +2,25 @@ import ChildProcess
 import NIOCore
 import RelayProtocol
 
-/// Line-oriented reading of a structured child (codex app-server, gemini ACP): one JSON message per
-/// line on stdout, free text on stderr. Each line is handled before the next chunk is read, so a slow
+/// Line-oriented reading of a structured child (claude stream-json, codex app-server, gemini ACP):
+/// one JSON message per line on stdout, free text on stderr. Each line is handled before the next chunk is read, so a slow
 /// client slows the child down instead of filling memory.
 enum ChildLines {
-    /// Drives a JSON-RPC child: its stdout reader and stderr pump run while `start` does the protocol
-    /// handshake (which needs the reader); returns when stdout ends, giving stderr 300 ms to finish.
+    /// How stderr lines become `stderr` events.
+    enum StderrStyle: Sendable {
+        /// Right-trimmed; blank lines skipped (codex, gemini: the reference's `rstrip()`).
+        case rightTrimmed
+        /// As written; lines that are only whitespace skipped (claude).
+        case asWritten
+    }
+
+    /// Drives a child: its stdout reader and stderr pump run while `start` does the protocol
+    /// handshake (which needs the reader); returns when stdout ends, giving stderr `stderrGrace`
+    /// to finish.
     static func drive(
-        _ child: RunningChild, sink: EventSink, readStdout: @escaping @Sendable () async -> Void,
-        start: () async throws -> Void
+        _ child: RunningChild, sink: EventSink, stderr style: StderrStyle = .rightTrimmed,
+        stderrGrace: Duration = .milliseconds(300), readStdout: @escaping @Sendable () async -> Void,
+        start: () async throws -> Void = {}
     ) async throws {
         try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
@@ -18,13 +28,15 @@ enum ChildLines {
                 return true
             }
             group.addTask {
-                await pumpStderr(of: child, to: sink)
+                await pumpStderr(of: child, to: sink, style: style)
                 return false
             }
             try await start()
-            while let stdoutEnded = try await group.next(), !stdoutEnded {}
+            var stderrEnded = false
+            while let stdoutEnded = try await group.next(), !stdoutEnded { stderrEnded = true }
+            guard !stderrEnded else { return }
             group.addTask {
-                try? await Task.sleep(for: .milliseconds(300))
+                try? await Task.sleep(for: stderrGrace)
                 return false
             }
             _ = try await group.next()
@@ -48,14 +60,20 @@ enum ChildLines {
         if let tail = lines.finish() { await body(tail) }
     }
 
-    /// Forwards stderr as `stderr` events: right-trimmed, blank lines skipped (spec §4.3.5, §4.4.4).
-    static func pumpStderr(of child: RunningChild, to sink: EventSink) async {
+    /// Forwards stderr as `stderr` events, in `style`.
+    static func pumpStderr(of child: RunningChild, to sink: EventSink, style: StderrStyle = .rightTrimmed) async {
         guard let errors = child.errors else { return }
         var lines = LineSplitter()
         func emit(_ line: [UInt8]) async {
-            var text = Substring(String(decoding: line, as: UTF8.self))
-            while let last = text.unicodeScalars.last, last.properties.isWhitespace { text = text.dropLast() }
-            if !text.isEmpty { await sink.send(RelayEvent("stderr", text: String(text))) }
+            let text = String(decoding: line, as: UTF8.self)
+            switch style {
+            case .rightTrimmed:
+                var trimmed = Substring(text)
+                while let last = trimmed.unicodeScalars.last, last.properties.isWhitespace { trimmed = trimmed.dropLast() }
+                if !trimmed.isEmpty { await sink.send(RelayEvent("stderr", text: String(trimmed))) }
+            case .asWritten:
+                if !text.trimmed.isEmpty { await sink.send(RelayEvent("stderr", text: text)) }
+            }
         }
         do {
             for try await chunk in errors {

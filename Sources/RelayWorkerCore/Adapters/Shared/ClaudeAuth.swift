@@ -2,11 +2,11 @@ import Foundation
 import Logging
 import RelayProtocol
 
-/// Claude Code credentials before each spawn (spec §7.1): the prefer-OAuth switch and the token
+/// Claude Code credentials before each spawn: the prefer-OAuth switch and the token
 /// refresh, against an operator-configurable endpoint (`--claude-oauth-token-url`).
 ///
 /// Differences from the reference: an answer without `access_token`/`expires_in` is logged and
-/// ignored instead of tearing the session down (§11.13), and the file is written 0600 from the start.
+/// ignored instead of tearing the session down, and the file is written 0600 from the start.
 enum ClaudeAuth {
     static let scope = "user:profile user:inference user:sessions:claude_code user:mcp_servers user:file_upload"
 

@@ -1,3 +1,4 @@
+import Deadline
 import RelayProtocol
 import Synchronization
 
@@ -9,7 +10,7 @@ struct RPCError: Error, CustomStringConvertible {
 
 /// The outstanding requests one runtime sent to its child, keyed by id.
 ///
-/// Every wait is bounded by a timeout (the reference's codex client waits forever, §11.14) and every
+/// Every wait is bounded by a timeout (the reference's codex client waits forever) and every
 /// waiter is failed when the child goes away, so no handler can hang on a dead process. An answer
 /// that arrives before its waiter is registered is kept, so "write the request, then wait" is safe.
 final class RPCCalls: Sendable {
@@ -34,14 +35,15 @@ final class RPCCalls: Sendable {
         }
     }
 
-    /// Waits for the answer to a reserved request, at most `timeout`.
+    /// Waits for the answer to a reserved request, at most `timeout`; the request is forgotten when
+    /// it times out (a late answer is then one to an unknown id).
     func wait(_ key: String, timeout: Duration, timeoutMessage: String) async throws -> JSON {
-        let timer = Task {
-            try await Task.sleep(for: timeout)
-            self.finish(key, .failure(RPCError(timeoutMessage)))
-        }
-        defer { timer.cancel() }
-        return try await withTaskCancellationHandler {
+        try await withTimeout(timeout, orThrow: RPCError(timeoutMessage)) { try await self.answer(key) }
+    }
+
+    /// The answer to a reserved request; cancelling the wait forgets the request.
+    private func answer(_ key: String) async throws -> JSON {
+        try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<JSON, any Error>) in
                 let ready: Result<JSON, any Error>? = state.withLock { s in
                     switch s.slots[key] {
@@ -60,6 +62,11 @@ final class RPCCalls: Sendable {
         } onCancel: {
             self.finish(key, .failure(CancellationError()))
         }
+    }
+
+    /// Forgets a reserved request that could not be written.
+    func discard(_ key: String) {
+        _ = state.withLock { s in s.slots.removeValue(forKey: key) }
     }
 
     /// Delivers an answer; returns false when no request with this id is outstanding.

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Deadline
 import Logging
 import NIOCore
 import NIOPosix
@@ -28,7 +29,7 @@ func collectBody(_ body: HTTPClientResponse.Body, limit: Int) async throws -> By
 }
 
 /// POSTs a JSON body and returns the JSON object answered with status 2xx, or nil (logged).
-/// Used by the OAuth refreshes (spec §7: JSON body, 15 s timeout).
+/// Used by the OAuth refreshes (JSON body, 15 s timeout).
 func postJSON(_ url: String, body: JSON, timeout: Duration = .seconds(15), logger: Logger) async -> JSONObject? {
     var request = HTTPClientRequest(url: url)
     request.method = .POST
@@ -36,12 +37,13 @@ func postJSON(_ url: String, body: JSON, timeout: Duration = .seconds(15), logge
     request.body = .bytes(ByteBuffer(bytes: body.encoded()))
     let prepared = request
     do {
-        let (status, data) = try await withDeadline(timeout, "timed out after \(timeout)") {
+        let (status, data) = try await withTimeout(timeout) {
             let response = try await relayHTTPClient.execute(prepared, timeout: .hours(1))
             return (response.status, try await collectBody(response.body, limit: 1 << 20))
         }
         guard (200..<300).contains(Int(status.code)) else {
-            logger.warning("OAuth refresh HTTP \(status.code): \(String(buffer: data).prefix(200))")
+            logger.warning(
+                "OAuth refresh refused", metadata: ["status": "\(status.code)", "body": .client(String(buffer: data))])
             return nil
         }
         guard case .object(let o)? = try? JSON.parse(Array(data.readableBytesView)) else {
@@ -50,24 +52,7 @@ func postJSON(_ url: String, body: JSON, timeout: Duration = .seconds(15), logge
         }
         return o
     } catch {
-        logger.warning("OAuth refresh failed: \(error)")
+        logger.warning("OAuth refresh failed", metadata: ["error": "\(error)"])
         return nil
-    }
-}
-
-/// Runs `body`, cancelling it and throwing `RPCError(message)` when it takes longer than `timeout`
-/// (a whole-request bound: AsyncHTTPClient's own deadline stops at the response head).
-func withDeadline<T: Sendable>(
-    _ timeout: Duration, _ message: String, _ body: @escaping @Sendable () async throws -> T
-) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            return nil
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else { throw RPCError(message) }
-        return value
     }
 }
