@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (Fuzz/) with their own scratch path and runs each one, bounded, from
-# the committed seed corpus. Fails on any crash-/leak-/timeout-/oom- file or a non-zero exit.
+# Builds the libFuzzer targets (Fuzz/) and runs each one, bounded, from the committed seed corpus.
+# Fails on any crash-/leak-/timeout-/oom- file or a non-zero exit.
 #   LAB_FUZZ_SECS      seconds per target (default 45)
 #   LAB_FUZZ_TARGETS   space-separated subset (default: all)
-#   LAB_FUZZ_BUILD=0   skip the build (reuse .build-fuzz)
-# The first build compiles every dependency again with -sanitize=fuzzer,address (10+ min on 2 cores).
-# No network is used; a finding is kept in .build-fuzz/findings/<target>/ for reproduction:
-#   .build-fuzz/debug/<target> <file>
+#   LAB_FUZZ_BUILD=0   skip the build (reuse the fuzz executables already built)
+# The build shares `.build` with the normal debug build: Package.swift (LAB_FUZZ=1) instruments only
+# this package's modules, so the dependencies' objects are reused; our modules are recompiled with
+# -sanitize=fuzzer,address (and recompiled back by the next normal build).
+# A finding is kept in .build/fuzz-findings/<target>/ for reproduction:
+#   .build/debug/<target> <file>
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 all="FuzzJSON FuzzHandshake FuzzClientMessage FuzzFrameInspector FuzzTokensFile FuzzCredentials"
 targets=${LAB_FUZZ_TARGETS:-$all}
 secs=${LAB_FUZZ_SECS:-45}
-scratch=.build-fuzz
+scratch=.build
 export LAB_FUZZ=1              # Package.swift adds the fuzz targets only then
 export SWIFT_BACKTRACE=enable=no  # the backtracer outlives a crashing fuzzer and holds its pipe open
 
@@ -22,13 +24,13 @@ if [ "${LAB_FUZZ_BUILD:-1}" != 0 ]; then
         echo "== fuzz: building $t"
         mkdir -p "$scratch"
         # (ld.gold warns "Cannot export local symbol '__asan_…'" many times: harmless, filtered.)
-        if ! swift build --scratch-path "$scratch" -c debug -Xswiftc -sanitize=fuzzer,address --product "$t" \
-            >"$scratch/build-$t.log" 2>&1; then
-            grep -v "Cannot export local symbol" "$scratch/build-$t.log" | tail -30 >&2
+        if ! swift build --scratch-path "$scratch" -c debug --product "$t" \
+            >"$scratch/fuzz-build-$t.log" 2>&1; then
+            grep -v "Cannot export local symbol" "$scratch/fuzz-build-$t.log" | tail -30 >&2
             echo "fuzz: build of $t failed" >&2
             exit 1
         fi
-        grep -v "Cannot export local symbol" "$scratch/build-$t.log" | tail -1
+        grep -v "Cannot export local symbol" "$scratch/fuzz-build-$t.log" | tail -1
     done
 fi
 
@@ -52,9 +54,9 @@ for t in $targets; do
     summary+="$line"$'\n'
     if [ "$rc" -ne 0 ] || [ "$findings" -ne 0 ]; then
         status=1
-        mkdir -p "$scratch/findings/$t"
-        cp "$work"/artifacts/* "$scratch/findings/$t/" 2>/dev/null || true
-        echo "fuzz: $t FAILED (inputs kept in $scratch/findings/$t); last lines of its log:" >&2
+        mkdir -p "$scratch/fuzz-findings/$t"
+        cp "$work"/artifacts/* "$scratch/fuzz-findings/$t/" 2>/dev/null || true
+        echo "fuzz: $t FAILED (inputs kept in $scratch/fuzz-findings/$t); last lines of its log:" >&2
         grep -v "^#[0-9]" "$work/log" | tail -40 >&2
     fi
     rm -rf "$work"

@@ -16,15 +16,30 @@ fi
 bash scripts/setup.sh
 # shellcheck disable=SC1091
 source "${LAB_CACHE:-/root/.cache/lab}/env.sh"
-[[ $LAB_QUICK == 1 ]] || bash scripts/base-image.sh fetch   # debootstrap needs the apt mirror: outside the namespace
+# debootstrap needs the apt mirror (outside the namespace) and mostly waits on the network: it runs
+# while the compiler uses the cores.
+base_pid=""
+if [[ $LAB_QUICK != 1 ]]; then
+    base_log=$(mktemp /tmp/lab-base-image.XXXXXX)
+    bash scripts/base-image.sh fetch >"$base_log" 2>&1 &
+    base_pid=$!
+fi
 
 echo "== building (first build of the dependencies takes several minutes on 2 cores)"
 swift build --build-tests
 
+if [[ -n $base_pid ]]; then
+    base_rc=0
+    wait "$base_pid" || base_rc=$?
+    cat "$base_log"
+    rm -f "$base_log"
+    [[ $base_rc == 0 ]] || { echo "base image: fetch failed (exit $base_rc)" >&2; exit 1; }
+fi
+
 status=0
 unshare -n bash scripts/test-in-netns.sh "$@" || status=1
 
-# libFuzzer targets: outside the namespace, because the first fuzz build (own scratch path) resolves
+# libFuzzer targets: outside the namespace, because the fuzz build (a changed manifest) may resolve
 # the dependencies again. Bounded: LAB_FUZZ_SECS per target (scripts/fuzz.sh).
 if [[ $LAB_QUICK != 1 ]]; then
     echo "== fuzzing (scripts/fuzz.sh)"

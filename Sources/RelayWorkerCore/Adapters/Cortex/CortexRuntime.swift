@@ -19,7 +19,9 @@ import RelayProtocol
 actor CortexRuntime: AgentRuntime {
     let context: SessionContext
     private var sink: EventSink { context.sink }
-    private var settings: CortexSettings?
+    /// Resolved at creation, so a prompt that arrives before `run` starts is not dropped.
+    private let resolved: Result<CortexSettings, CortexSettings.Refusal>
+    private var settings: CortexSettings? { try? resolved.get() }
     private var history: [JSON] = []
     private var requestID = 0
     /// The request that is queued or running, and the signal that interrupts it.
@@ -39,14 +41,15 @@ actor CortexRuntime: AgentRuntime {
         let signal: AsyncStream<Void>.Continuation
     }
 
-    init(context: SessionContext) { self.context = context }
+    init(context: SessionContext) {
+        self.context = context
+        resolved = CortexSettings.resolve(context.handshake, options: context.options)
+        history = (try? resolved.get())?.history ?? []
+    }
 
     nonisolated func run() async throws -> Int32? {
         defer { requests.continuation.finish() }
-        switch CortexSettings.resolve(context.handshake, options: context.options) {
-        case .failure(let refusal): throw RPCError(refusal.description)
-        case .success(let settings): await configure(settings)
-        }
+        if case .failure(let refusal) = resolved { throw RPCError(refusal.description) }
         // No child: the session lasts until the client leaves (the stream ends on cancellation).
         for await request in requests.stream {
             await withTaskGroup(of: Void.self) { group in
@@ -59,11 +62,6 @@ actor CortexRuntime: AgentRuntime {
         }
         await ended(nil)
         return nil
-    }
-
-    private func configure(_ settings: CortexSettings) {
-        self.settings = settings
-        history = settings.history
     }
 
     /// The request `id` is gone (nil: all of them, the session ends); wakes the interrupts waiting.
