@@ -26,11 +26,12 @@ struct RelayBench: AsyncParsableCommand {
             rates.append(Double(events) / seconds)
         }
         rates.sort()
-        let before = rss(pid)
+        let before = (rss(pid), anonymous(pid))
         let perSession = try await idleSessions(count: idle, logger: logger)
         let result: [String: Any] = [
             "events_per_turn": counted, "events_per_sec_median": rates[rates.count / 2],
-            "events_per_sec_best": rates.last!, "rss_before_kib": before, "rss_per_idle_session_kib": perSession,
+            "events_per_sec_best": rates.last!, "rss_before_kib": before.0, "rss_per_idle_session_kib": perSession.rss,
+            "anon_before_kib": before.1, "anon_per_idle_session_kib": perSession.anonymous,
         ]
         let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
@@ -67,10 +68,10 @@ struct RelayBench: AsyncParsableCommand {
     }
 
     /// Opens `count` sessions (handshake answered with `session_start`, no prompt) and returns the
-    /// server's RSS growth per session, in KiB.
-    func idleSessions(count: Int, logger: Logger) async throws -> Double {
+    /// server's RSS and private anonymous memory growth per session, in KiB.
+    func idleSessions(count: Int, logger: Logger) async throws -> (rss: Double, anonymous: Double) {
         let handshake = #"{"tool":"claude","folder":"\#(folder)"}"#
-        let before = rss(pid)
+        let before = (rss(pid), anonymous(pid))
         let (ready, readyContinuation) = AsyncStream<Void>.makeStream()
         let (release, releaseContinuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let gate = Gate(stream: release)
@@ -94,11 +95,11 @@ struct RelayBench: AsyncParsableCommand {
                 _ = await readyIterator.next()
             }
             try await Task.sleep(for: .milliseconds(500))
-            let after = rss(pid)
+            let after = (rss(pid), anonymous(pid))
             releaseContinuation.yield()
             releaseContinuation.finish()
             try await group.waitForAll()
-            return Double(after - before) / Double(count)
+            return (Double(after.0 - before.0) / Double(count), Double(after.1 - before.1) / Double(count))
         }
     }
 }
@@ -136,9 +137,15 @@ func eventType(_ s: String) -> Substring? {
 }
 
 /// Resident set size of a process, KiB (children not included).
-func rss(_ pid: Int32) -> Int {
-    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+func rss(_ pid: Int32) -> Int { procField("/proc/\(pid)/status", "VmRSS:") }
+
+/// Private anonymous memory of a process, KiB: what a session really costs (RSS also counts shared
+/// library pages that every process of one image shares).
+func anonymous(_ pid: Int32) -> Int { procField("/proc/\(pid)/smaps_rollup", "Anonymous:") }
+
+func procField(_ path: String, _ key: String) -> Int {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return 0 }
+    for line in text.split(separator: "\n") where line.hasPrefix(key) {
         return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
     }
     return 0
