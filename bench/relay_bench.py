@@ -4,7 +4,7 @@
 For each implementation: start the server on loopback with the fake `claude` (bench mode: every turn
 streams N stream-json lines, then a result) first on PATH, then run bench/RelayBench (a Swift
 WebSocket client, so the client is not the bottleneck) which prints events/s of a streamed turn and
-RSS growth per idle session. Prints both and the ratios.
+RSS and private anonymous memory growth per idle session. Prints both and the ratios.
 
 Usage: bench/relay_bench.py --worker BIN --bench BIN [--lines N] [--idle K]
 """
@@ -91,6 +91,10 @@ def main() -> None:
     print(f"{'events/s (median of 3)':24}{w:>16,.0f}{r:>18,.0f}{w / r:>9.1f}x")
     wi, ri = max(worker["rss_per_idle_session_kib"], 0.01), ref["rss_per_idle_session_kib"]
     print(f"{'RSS per idle session KiB':24}{wi:>16,.1f}{ri:>18,.1f}{ri / wi:>9.1f}x smaller")
+    wa, ra = max(worker["anon_per_idle_session_kib"], 0.01), ref["anon_per_idle_session_kib"]
+    print(f"{'private anon/idle KiB':24}{wa:>16,.1f}{ra:>18,.1f}{ra / wa:>9.1f}x smaller")
+    print(f"{'private anon idle KiB':24}{worker['anon_before_kib']:>16,.0f}{ref['anon_before_kib']:>18,.0f}"
+          f"{ref['anon_before_kib'] / max(worker['anon_before_kib'], 1):>9.1f}x smaller")
     print(json.dumps({"relay-worker": worker, "ai-relay": ref}))
 
 
