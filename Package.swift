@@ -43,7 +43,9 @@ let package = Package(
         .target(name: "RelayProtocol"),
         // The HTTP/1 + WebSocket child channel of worker and controller: refusals with their real status,
         // session handlers installed before the first frame.
-        .target(name: "WebSocketServerChannel", dependencies: [hbCore, hbWS, nioCore, nioHTTP1, nioWS, httpTypes, logging]),
+        .target(
+            name: "WebSocketServerChannel",
+            dependencies: [hbCore, hbWS, nioCore, nioHTTP1, nioWS, httpTypes, logging, .product(name: "NIOEmbedded", package: "swift-nio")]),
         // C helpers: spawn a child in its own session (pipes or a PTY); Swift cannot fork safely.
         .target(name: "CSpawn"),
         // Child processes with async pipes/PTY, process-group kill and one reaper thread.
@@ -91,7 +93,7 @@ let package = Package(
         .executableTarget(name: "LabCtrl", dependencies: ["LabCtrlCore", "ChildProcess", argParser, logging]),
 
         // ---- benchmarks (README: scripts/bench.sh) ----------------------------------------
-        .executableTarget(name: "RelayBench", dependencies: [hbWSClient, nioCore, nioPosix, logging, argParser], path: "bench/RelayBench"),
+        .executableTarget(name: "RelayBench", dependencies: [hbWSClient, httpTypes, nioCore, nioPosix, logging, argParser], path: "bench/RelayBench"),
         .executableTarget(name: "DockerBench", dependencies: ["DockerClient", argParser], path: "bench/DockerBench"),
 
         // ---- tests ------------------------------------------------------------------------

@@ -3,6 +3,7 @@ import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOEmbedded
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
@@ -42,10 +43,28 @@ public struct WebSocketServerChannel: ServerChildChannel, HTTPChannelHandler {
     let decide: Decide
 
     public init(responder: @escaping HTTPChannelHandler.Responder, configuration: HTTP1WebSocketUpgradeChannel.Configuration, decide: @escaping Decide) {
+        _ = Self.metadataPrimed
+        self.init(unprimed: responder, configuration: configuration, decide: decide)
+    }
+
+    private init(unprimed responder: @escaping HTTPChannelHandler.Responder, configuration: HTTP1WebSocketUpgradeChannel.Configuration, decide: @escaping Decide) {
         self.responder = Self.redirectingLateUpgrades(responder)
         self.configuration = configuration
         self.decide = decide
     }
+
+    /// Sets one pipeline up on an `EmbeddedChannel`, once, while the server is being built (one thread,
+    /// nothing accepted yet). The Swift runtime can crash (a null metadata pointer in
+    /// `swift_conformsToProtocol`) when two threads instantiate the same generic type metadata for the
+    /// first time at once, which is what the first connections arriving on both event loops together
+    /// did in `configureUpgradableHTTPServerPipeline`. After this, that metadata is cached.
+    static let metadataPrimed: Void = {
+        let channel = EmbeddedChannel()
+        let prototype = WebSocketServerChannel(
+            unprimed: { _, _, _ in }, configuration: .init(), decide: { _, _, _ in .refuse(UpgradeRefusal(.forbidden, "")) })
+        _ = try? prototype.setup(channel: channel, logger: Logger(label: "metadata-priming")).wait()
+        _ = try? channel.finish()
+    }()
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {

@@ -3,6 +3,7 @@
 // both servers with the same fake CLI and prints the ratios.
 import ArgumentParser
 import Foundation
+import HTTPTypes
 import HummingbirdWSClient
 import Logging
 import NIOCore
@@ -14,7 +15,19 @@ struct RelayBench: AsyncParsableCommand {
     @Option(help: "Session folder.") var folder: String
     @Option(help: "Server pid (for RSS).") var pid: Int32
     @Option(help: "Streamed turns to time.") var runs = 3
-    @Option(help: "Idle sessions to open.") var idle = 200
+    @Option(help: "Idle sessions to open (0: none).") var idle = 200
+    @Option(help: "Sequential `/cost` round trips to time on one session (0: none).") var latency = 0
+    @Option(help: "Header sent with every upgrade, \"Name: value\" (e.g. the worker's or the user's token).")
+    var header: [String] = []
+
+    var configuration: WebSocketClientConfiguration {
+        var fields = HTTPFields()
+        for h in header {
+            guard let colon = h.firstIndex(of: ":"), let name = HTTPField.Name(String(h[..<colon])) else { continue }
+            fields.append(HTTPField(name: name, value: h[h.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+        }
+        return .init(maxFrameSize: 1 << 24, additionalHeaders: fields)
+    }
 
     func run() async throws {
         let logger = Logger(label: "bench")
@@ -27,12 +40,19 @@ struct RelayBench: AsyncParsableCommand {
         }
         rates.sort()
         let before = (rss(pid), anonymous(pid))
-        let perSession = try await idleSessions(count: idle, logger: logger)
-        let result: [String: Any] = [
+        let perSession = idle > 0 ? try await idleSessions(count: idle, logger: logger) : (rss: 0, anonymous: 0)
+        let roundTrips = latency > 0 ? try await costRoundTrips(count: latency, logger: logger) : []
+        var result: [String: Any] = [
             "events_per_turn": counted, "events_per_sec_median": rates[rates.count / 2],
             "events_per_sec_best": rates.last!, "rss_before_kib": before.0, "rss_per_idle_session_kib": perSession.rss,
             "anon_before_kib": before.1, "anon_per_idle_session_kib": perSession.anonymous,
         ]
+        if !roundTrips.isEmpty {
+            let sorted = roundTrips.sorted()
+            func pct(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int((p / 100 * Double(sorted.count - 1)).rounded()))] }
+            result["cost_rtt_ms_p50"] = pct(50)
+            result["cost_rtt_ms_p99"] = pct(99)
+        }
         let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     }
@@ -41,7 +61,7 @@ struct RelayBench: AsyncParsableCommand {
     func streamTurn(logger: Logger) async throws -> (Int, Double) {
         let handshake = #"{"tool":"claude","folder":"\#(folder)"}"#
         let outcome = Mutex<(Int, Duration)>((0, .zero))
-        _ = try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 24), logger: logger) {
+        _ = try await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) {
             inbound, outbound, _ in
             try await outbound.write(.text(handshake))
             var frames = inbound.messages(maxSize: 1 << 26).makeAsyncIterator()
@@ -80,7 +100,7 @@ struct RelayBench: AsyncParsableCommand {
             var readyIterator = ready.makeAsyncIterator()
             for _ in 0..<count {
                 group.addTask {
-                    _ = try await WebSocketClient.connect(url: url, configuration: .init(), logger: logger) {
+                    _ = try await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) {
                         inbound, outbound, _ in
                         try await outbound.write(.text(handshake))
                         var frames = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
@@ -101,6 +121,36 @@ struct RelayBench: AsyncParsableCommand {
             try await group.waitForAll()
             return (Double(after.0 - before.0) / Double(count), Double(after.1 - before.1) / Double(count))
         }
+    }
+}
+
+extension RelayBench {
+    /// `count` sequential `/cost` prompts on one session (the worker answers them itself, so the round
+    /// trip is transport + proxy): milliseconds from the send to the `input_ack`.
+    func costRoundTrips(count: Int, logger: Logger) async throws -> [Double] {
+        let handshake = #"{"tool":"claude","folder":"\#(folder)"}"#
+        let times = Mutex<[Double]>([])
+        _ = try await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) { inbound, outbound, _ in
+            try await outbound.write(.text(handshake))
+            var frames = inbound.messages(maxSize: 1 << 26).makeAsyncIterator()
+            while let m = try await frames.next() {
+                if case .text(let s) = m, eventType(s) == "session_start" { break }
+            }
+            var out: [Double] = []
+            out.reserveCapacity(count)
+            for _ in 0..<count {
+                let sent = ContinuousClock.now
+                try await outbound.write(.text(#"{"type":"user_message","content":"/cost"}"#))
+                while let m = try await frames.next() {
+                    if case .text(let s) = m, eventType(s) == "input_ack" { break }
+                }
+                let d = ContinuousClock.now - sent
+                out.append(Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15)
+            }
+            times.withLock { $0 = out }
+            try await outbound.close(.normalClosure, reason: nil)
+        }
+        return times.withLock { $0 }
     }
 }
 

@@ -22,7 +22,8 @@ Behaviour (chosen by words in the prompt):
   control_response; set_model changes the model reported by the next init.
   `--resume <id>` reuses the id as session_id; an id starting with "missing" fails like the real CLI.
 
-Env: FAKE_CLAUDE_LINES=N   bench mode: each turn streams N assistant lines fast, then a result.
+Env: FAKE_CLAUDE_LINES=N   bench mode: each turn streams N assistant lines fast, then a result
+     (FAKE_CLAUDE_LINE_BYTES=B: each line about B bytes).
      FAKE_CLAUDE_LOG=path  append {"argv"}, {"stdin"} JSON lines (tests assert what the relay wrote).
      FAKE_CLAUDE_SESSION_ID=id  session id of a fresh conversation (default: a random UUID).
 Ids (tool_use_id, permission request_id) are derived from the prompt so that a per-turn relay
@@ -176,10 +177,13 @@ class FakeClaude:
                                **self.base()}, separators=(",", ":"))
             pre, post = head.split("@@")
             pre, post = ("line ".join([pre, ""])).encode(), (post + "\n").encode()
+            # FAKE_CLAUDE_LINE_BYTES pads each line's text to about that many bytes.
+            pad = b"x" * max(0, int(os.environ.get("FAKE_CLAUDE_LINE_BYTES", "0") or 0) - len(pre) - len(post))
+            pad = b" " + pad if pad else b""
             out = sys.stdout.buffer
             block = 4096
             for start in range(0, self.bench_lines, block):
-                out.write(b"".join(pre + str(i).encode() + post
+                out.write(b"".join(pre + str(i).encode() + pad + post
                                    for i in range(start, min(start + block, self.bench_lines))))
             out.flush()
             self.result(f"streamed {self.bench_lines} lines")
