@@ -109,6 +109,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--latency", type=int, default=2000)
     a = ap.parse_args()
+    a.worker, a.labctrl, a.bench = (os.path.abspath(x) for x in (a.worker, a.labctrl, a.bench))
     if not Path(a.nginx).exists():
         raise SystemExit(f"nginx not found at {a.nginx} (bench/proxy.sh installs Debian's)")
 
@@ -155,7 +156,9 @@ def main() -> None:
                 "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(tmp), "LAB_HOST": "127.0.0.1",
                 "LAB_PORT": str(lport), "LAB_MODE": "single", "LAB_WORKSPACE_ROOT": str(tmp / "ws"),
                 "LAB_TOKENS_FILE": str(tmp / "tokens"), "LAB_WORKER_BINARY": a.worker, "LAB_WORKER_ENV_FILE": str(env_file),
-                "LAB_LOG_LEVEL": "warning", "LAB_IDLE_TIMEOUT_SECS": "3600"}, cwd=tmp, stdin=subprocess.DEVNULL,
+                "LAB_LOG_LEVEL": "warning", "LAB_IDLE_TIMEOUT_SECS": "3600",
+                # RelayBench's WebSocket client sends `Origin: ws://127.0.0.1` (no port).
+                "LAB_ALLOWED_ORIGINS": "ws://127.0.0.1"}, cwd=tmp, stdin=subprocess.DEVNULL,
                 stdout=open(tmp / "labctrl.log", "w"), stderr=subprocess.STDOUT)
             procs.append(lab)
             wait_port(lport, lab, "labctrl")
@@ -165,6 +168,12 @@ def main() -> None:
                 "nginx": bench(a, f"ws://127.0.0.1:{nport}/", str(work), worker.pid, f"Authorization: Bearer {TOKEN}"),
                 "labctrl": bench(a, f"ws://127.0.0.1:{lport}/ws", ".", lab.pid, f"Authorization: Bearer {USER_TOKEN}"),
             }
+        except BaseException:
+            for log in ("worker.log", "nginx-error.log", "labctrl.log"):
+                if (tmp / log).exists():
+                    print(f"--- {log} (last lines)\n" + "\n".join((tmp / log).read_text(errors="replace").splitlines()[-15:]),
+                          file=sys.stderr)
+            raise
         finally:
             for p in reversed(procs):
                 stop(p)
