@@ -4,7 +4,8 @@
   1. cold spawn: connect → first worker event (`session_start`) for a new user in multi mode, vs `docker run`
      of the same image followed by the same connect + handshake (median of N);
   2. warm connect p50/p99: WebSocket open + handshake → `session_start` through labctrl (single mode, worker
-     already running), next to the same against the worker directly;
+     already running), next to the same against a standalone worker (same binary and fake CLI, its own
+     token: labctrl never shows its workers' tokens);
   3. proxy throughput (pipelined `/cost` messages, 1 KiB and 64 KiB frames) and added p50/p99 latency at
      1 000 msg/s, vs connecting to the worker directly;
   4. RSS of the controller with 1 000 idle proxied connections.
@@ -27,6 +28,7 @@ import asyncio
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -68,10 +70,38 @@ def ms(x: float) -> str:
 # ---- sessions ------------------------------------------------------------------------------------
 
 
+# Headers per URL: the standalone worker of the "direct" path wants its token.
+URL_HEADERS: dict[str, dict[str, str]] = {}
+
+
+def standalone_worker(args, work: Path, bin_dir: Path) -> tuple[subprocess.Popen, str]:
+    """The "direct" baseline: the same relay-worker binary and fake `claude`, started on its own with a
+    token (labctrl's workers only take labctrl's own, which it never shows)."""
+    token = "bench-direct-0123456789abcdef0123456789abcdef"
+    (work / "direct-token").write_text(token + "\n")
+    (work / "direct-token").chmod(0o600)
+    (work / "direct").mkdir(exist_ok=True)
+    port = ls.harness.free_port()
+    proc = subprocess.Popen([args.worker, "serve", "--host", "127.0.0.1", "--port", str(port), "--token-file", str(work / "direct-token")],
+                            env={"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8"},
+                            cwd=work / "direct", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    url = f"ws://127.0.0.1:{port}/"
+    URL_HEADERS[url] = {"Authorization": f"Bearer {token}"}
+    return proc, url
+
+
 async def open_session(url: str, hs: dict | None = None, timeout: float = 60) -> tuple[websockets.ClientConnection, float]:
     """Open + handshake until `session_start`; returns the socket and the elapsed seconds."""
     t0 = time.perf_counter()
-    ws = await websockets.connect(url, max_size=None, ping_interval=None, compression=None, proxy=None, open_timeout=timeout)
+    ws = await websockets.connect(url, max_size=None, ping_interval=None, compression=None, proxy=None, open_timeout=timeout,
+                                  additional_headers=URL_HEADERS.get(url))
     await ws.send(json.dumps(hs or {"tool": "claude"}))
     while True:
         ev = json.loads(await asyncio.wait_for(ws.recv(), timeout))
@@ -164,13 +194,14 @@ async def single_mode_benchmarks(args, work: Path, results: dict) -> None:
     lab = ls.LabCtrl(env=env, workdir=work / "single")
     os.environ["LABCTRL_BIN"] = args.labctrl
     lab.start()
+    direct_proc: subprocess.Popen | None = None
     try:
         def url(u: str) -> str:
             return lab.ws_url(f"token-{u}-0123456789abcdef")
 
         status, info = lab.http("POST", "/v1/workers/u0", ls.ADMIN_TOKEN)
         assert status == 200, info
-        direct = f"ws://{info['address']}/"
+        direct_proc, direct = standalone_worker(args, work, bin_dir)
 
         # 2. warm connect
         n = 50 if args.quick else 300
@@ -228,6 +259,9 @@ async def single_mode_benchmarks(args, work: Path, results: dict) -> None:
                           "controller_connections": sum(w["connections"] for w in workers)}
         await asyncio.gather(*(s.close() for s in socks))
     finally:
+        if direct_proc is not None:
+            direct_proc.terminate()
+            direct_proc.wait(15)
         lab.stop()
         ls.kill_leftover_workers(str(work / "ws"))
 
