@@ -28,7 +28,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,9 @@ sys.path.insert(0, str(REPO / "integration" / "labctrl"))
 import websockets  # noqa: E402
 
 import labsupport as ls  # noqa: E402
+
+sys.path.insert(0, str(REPO / "bench"))
+from benchsupport import free_port, wait_port  # noqa: E402
 
 
 def pick(env: str, name: str) -> str:
@@ -81,17 +83,11 @@ def standalone_worker(args, work: Path, bin_dir: Path) -> tuple[subprocess.Popen
     (work / "direct-token").write_text(token + "\n")
     (work / "direct-token").chmod(0o600)
     (work / "direct").mkdir(exist_ok=True)
-    port = ls.harness.free_port()
+    port = free_port()
     proc = subprocess.Popen([args.worker, "serve", "--host", "127.0.0.1", "--port", str(port), "--token-file", str(work / "direct-token")],
                             env={"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8"},
                             cwd=work / "direct", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_port(port, proc, "standalone relay-worker")
     url = f"ws://127.0.0.1:{port}/"
     URL_HEADERS[url] = {"Authorization": f"Bearer {token}"}
     return proc, url
@@ -301,7 +297,7 @@ async def cold_benchmarks(args, work: Path, results: dict) -> None:
             await ws.close()
             lab.http("DELETE", f"/v1/workers/cold{i}", ls.ADMIN_TOKEN)
         for i in range(n):
-            port = ls.harness.free_port()
+            port = free_port()
             wsdir = work / f"ws-base-{i}"
             wsdir.mkdir()
             os.chown(wsdir, 1000, 1000)
