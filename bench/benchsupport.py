@@ -24,3 +24,14 @@ def wait_port(port: int, proc: subprocess.Popen, what: str = "server", timeout: 
         except OSError:
             time.sleep(0.05)
     raise SystemExit(f"{what} on {port} not ready after {timeout}s")
+
+
+def stop(proc: subprocess.Popen, grace: float = 15) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds (a process the bench started, by PID)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

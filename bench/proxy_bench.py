@@ -27,21 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchsupport import free_port, wait_port  # noqa: E402
+from benchsupport import free_port, stop, wait_port  # noqa: E402
 
 FAKE = ROOT / "integration" / "fakes" / "fake_claude.py"
 TOKEN = "bench-worker-token-0123456789abcdef0123456789"
 USER_TOKEN = "token-bench-0123456789abcdef"
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 NGINX_CONF = """worker_processes auto;

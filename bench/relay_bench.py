@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchsupport import free_port, wait_port  # noqa: E402
+from benchsupport import free_port, stop, wait_port  # noqa: E402
 
 FAKE = ROOT / "integration" / "fakes" / "fake_claude.py"
 
@@ -48,12 +48,7 @@ def run_one(name: str, argv: list[str], bench: str, lines: int, idle: int, tmp: 
             raise SystemExit(f"bench client failed for {name}: {out.stderr[-2000:]}")
         return json.loads(out.stdout.strip().splitlines()[-1])
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, grace=10)
 
 
 def main() -> None:
