@@ -31,6 +31,35 @@ def test_health_ready_metrics(lab):
         assert name in m, name
 
 
+def gauge(metrics: str, name: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_finished_sessions_free_their_relays(lab):
+    """Every way a session ends (a turn then a close, a refused handshake, no handshake, a vanished client)
+    frees its relay and both its sockets: lab_proxy_relays falls back with lab_connections. (A reference
+    cycle between the relay and its connection once kept every finished session in memory.)"""
+    token = jwt_hs256(claims("relaygauge"))
+    for _ in range(3):
+        with harness.WSClient(lab.ws_url(token)) as c:
+            c.send_json({"tool": "claude"})
+            c.wait_type("session_start", timeout=60)
+            c.send_text("hello")
+            c.wait_type("response", "error", timeout=60)
+    with harness.WSClient(lab.ws_url(token)) as c:
+        c.send_json({"tool": 7})
+        c.wait_type("error", timeout=15)
+    with harness.WSClient(lab.ws_url(token)) as c:
+        c.send_text("{")   # no complete handshake; the client leaves
+    m = lab.metrics()
+    assert gauge(m, "lab_proxy_relays") >= 0
+    wait_until(lambda: gauge(lab.metrics(), "lab_connections") == 0 and gauge(lab.metrics(), "lab_proxy_relays") == 0, 20,
+               "every relay freed after its session ended")
+
+
 def test_admin_api(lab):
     assert lab.http("GET", "/v1/workers")[0] == 401
     assert lab.http("GET", "/v1/workers", "wrong-admin-token-000000")[0] == 401

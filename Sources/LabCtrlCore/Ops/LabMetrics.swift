@@ -7,6 +7,9 @@ public final class LabMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
 
     let connections: Gauge
+    /// Relays in memory. Each holds a client and a worker socket, so it must follow `connections` down;
+    /// one that does not shows a session kept alive after its end (the soak's leak check reads it).
+    let relays: Gauge
     let spawnSeconds: DurationHistogram
     let framesToWorker: Counter
     let framesToClient: Counter
@@ -23,6 +26,7 @@ public final class LabMetrics: Sendable {
             MetricNameDescriptor(namespace: "lab", metricName: name, unitName: unit, helpText: help)
         }
         connections = registry.makeGauge(descriptor: d("connections", "", "Open proxied client WebSockets"))
+        relays = registry.makeGauge(descriptor: d("proxy_relays", "", "Proxy relays in memory (a client and a worker socket each); follows lab_connections"))
         spawnSeconds = registry.makeDurationHistogram(
             descriptor: d("worker_spawn", "seconds", "Time from start request to a worker that answers"), labels: [],
             buckets: [.milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30)])

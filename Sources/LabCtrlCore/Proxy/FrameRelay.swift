@@ -67,7 +67,10 @@ final class FrameRelay: Sendable {
         self.sockets = NIOLoopBoundBox(
             Sockets(machine: FrameRelayStateMachine(maxQueuedBytes: maxMessageBytes, maxHandshakeBytes: maxHandshakeBytes)),
             eventLoop: client.eventLoop)
+        metrics.relays.increment()
     }
+
+    deinit { metrics.relays.decrement() }
 
     /// Creates the relay and puts its handler on the user's channel, after the frame decoder. Runs on the
     /// channel's event loop during the upgrade, before any frame is read. A handshake not complete within
@@ -256,7 +259,11 @@ final class FrameRelay: Sendable {
             if action.settleViolation { self.violation.succeed(nil) }
             s.handshakeTimer?.cancel()
             s.upstream?.close(promise: nil)
+            // The connection holds this relay (for injected events): drop the cycle, and the worker
+            // channel with it, or every finished session stays in memory with both its sockets.
+            s.upstream = nil
             s.rawWriter = nil
+            s.connection = nil
         }
     }
 
