@@ -205,7 +205,8 @@ class Placeholders:
         return v
 
 
-DROP_KEYS = {"ts", "_step", "_consumed"}
+# `seq` is ours alone (docs/protocol.md §7): compared by the session tests, not against the reference.
+DROP_KEYS = {"ts", "seq", "_step", "_consumed"}
 
 
 def normalised(run: dict) -> dict[str, list[dict]]:

@@ -229,7 +229,7 @@ def codex_normalised(run: dict, impl: str) -> dict[str, list[dict]]:
         if turn_of(e) in drop:  # C1: the reference's spurious /compact turns
             continue
         step = e["_step"]
-        e = {k: v for k, v in e.items() if k not in ("ts", "_step", "_consumed")}
+        e = {k: v for k, v in e.items() if k not in ("ts", "seq", "_step", "_consumed")}
         meta = e.get("metadata") or {}
         if impl == "reference":
             if e["type"] == "context_warning" and meta.get("method") in (
@@ -545,7 +545,7 @@ def gemini_normalised(run: dict, impl: str) -> dict[str, list[dict]]:
         if e["type"] in ("input_ack", "stderr"):  # B
             continue
         step = e["_step"]
-        e = {k: v for k, v in e.items() if k not in ("ts", "_step", "_consumed")}
+        e = {k: v for k, v in e.items() if k not in ("ts", "seq", "_step", "_consumed")}
         raw = e.get("raw") if isinstance(e.get("raw"), dict) else {}
         if gemini_end(e) and "id" in raw:  # G5
             e = dict(e, raw=dict(raw, id="<id>"))

@@ -9,6 +9,8 @@ public struct RelayEvent: Sendable, Equatable {
     public var type: String
     public var ts: Double
     public var sessionID: String
+    /// The event's place in its session (1 = `session_start`); nil for events outside a session.
+    public var seq: Int?
     public var text: JSON?
     public var tool: String?
     public var args: JSON?
@@ -66,6 +68,10 @@ public struct RelayEvent: Sendable, Equatable {
         JSON.encodeDouble(ts, into: &out)
         out.append(contentsOf: #","session_id":"#.utf8)
         JSON.encodeString(sessionID, into: &out)
+        if let seq {
+            out.append(contentsOf: #","seq":"#.utf8)
+            out.append(contentsOf: String(seq).utf8)
+        }
         func put(_ key: String, _ value: JSON?) {
             guard let value else { return }
             out.append(UInt8(ascii: ","))
@@ -98,6 +104,7 @@ public struct RelayEvent: Sendable, Equatable {
         var e = RelayEvent(type)
         e.ts = o["ts"]?.doubleValue ?? 0
         e.sessionID = o["session_id"]?.stringValue ?? ""
+        e.seq = o["seq"]?.intValue.map { Int($0) }
         e.text = o["text"]
         e.tool = o["tool"]?.stringValue
         e.args = o["args"]

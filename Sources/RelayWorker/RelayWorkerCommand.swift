@@ -28,6 +28,12 @@ struct ServerOptions: ParsableArguments {
     @Flag(help: "Allow clients to pass an mcp_config (MCP servers run arbitrary commands).") var allowMcpConfig = false
     @Flag(help: "Allow clients to trigger `claude install`.") var allowClaudeUpdate = false
     @Option(help: "Serve another CLI in a PTY: NAME=EXECUTABLE (repeatable).") var ptyTool: [String] = []
+    @Option(help: "Seconds a session with no client attached lives on (0: it ends with its last socket, as in ai-relay).")
+    var detachGrace = 0
+    @Option(help: "The detach grace never ends a session mid-turn; a turn longer than this many seconds no longer holds it.")
+    var maxTurnSecs = 3600
+    @Option(help: "Folder for the sessions' event logs (each session a folder of its own; read back on start).")
+    var stateDir: String?
     @Option(help: "Disconnect a client whose pending send makes no progress for this many seconds.") var sendTimeout = 30
     @Option(help: "Largest handshake (first message) in bytes; larger ones are refused with close 1009.")
     var maxHandshakeBytes = 256 * 1024
@@ -78,6 +84,15 @@ struct ServerOptions: ParsableArguments {
             }
             options.workspaceRoot = real
         }
+        guard (0...(30 * 86_400)).contains(detachGrace) else { throw ValidationError("--detach-grace must be 0...2592000 seconds") }
+        options.detachGrace = .seconds(detachGrace)
+        guard (1...(7 * 86_400)).contains(maxTurnSecs) else { throw ValidationError("--max-turn-secs must be 1...604800 seconds") }
+        options.maxTurn = .seconds(maxTurnSecs)
+        if let stateDir {
+            if mkdir(stateDir, 0o700) != 0, errno != EEXIST { throw ValidationError("--state-dir \(stateDir) cannot be created (errno \(errno))") }
+            guard let real = WorkspacePolicy.realPath(stateDir) else { throw ValidationError("--state-dir \(stateDir) does not exist") }
+            options.stateDir = real
+        }
         options.allowedEnv = Set(allowEnv)
         options.allowMCPConfig = allowMcpConfig
         options.allowClaudeUpdate = allowClaudeUpdate
@@ -110,12 +125,11 @@ struct ServerOptions: ParsableArguments {
         let logger = Logger(label: "relay-worker")
         if let lifeline { try await ParentLifeline.watch(lifeline, logger: logger) }
         let host = options.host
-        let app = buildWorkerApplication(options: options, logger: logger) { port in
+        try await runWorker(options: options, logger: logger) { port in
             logger.info("relay-worker listening", metadata: [
                 "address": "ws://\(host):\(port)", "token": "\(token == nil ? "none" : "required")",
             ])
         }
-        try await app.runService()
     }
 }
 

@@ -24,6 +24,13 @@ public struct WorkerOptions: Sendable {
     public var maxHandshakeBytes = 256 * 1024
     /// Largest accepted client message (the reference's 50 MiB).
     public var maxMessageBytes = 50 * 1024 * 1024
+    /// How long a session with no client attached lives on (docs/protocol.md §7); nil = for ever,
+    /// zero = it ends with its last socket (ai-relay's behaviour, the default).
+    public var detachGrace: Duration? = .zero
+    /// The grace never ends a session mid-turn, but a turn longer than this no longer holds it.
+    public var maxTurn: Duration = .seconds(3600)
+    /// Where sessions keep their event logs (nil: in memory only, lost with the process).
+    public var stateDir: String?
     /// Grace between SIGTERM and SIGKILL when a child is stopped.
     public var stopGrace: Duration = .seconds(5)
     /// The environment children start from (the worker's own, by default).
