@@ -81,6 +81,7 @@ let package = Package(
             dependencies: [
                 "RelayProtocol", "ChildProcess", "DockerClient", "WebSocketServerChannel", "Deadline", hb, hbCore, hbWS, hbWSClient, nioCore, nioPosix,
                 nioWS, nioHTTP1, httpTypes, logging, lifecycle, jwt,
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],

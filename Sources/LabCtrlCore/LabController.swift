@@ -128,11 +128,17 @@ public struct LabController: Sendable {
         }
     }
 
+    /// Where in the user's workspace the worker keeps its session logs (so they survive the worker).
+    static let sessionsFolder = ".lab/sessions"
+
     /// Options the worker gets from the operator's firewall settings, so both layers agree.
     static func workerArguments(_ config: LabConfig) -> [String] {
         var args: [String] = []
         for key in config.allowedEnv { args += ["--allow-env", key] }
         if config.allowMCPConfig { args.append("--allow-mcp-config") }
+        // Clamped to the worker's ranges (30 days, 7 days).
+        args += ["--detach-grace", String(Int(min(config.sessionGrace, 2_592_000).rounded()))]
+        args += ["--max-turn-secs", String(max(1, Int(min(config.maxTurn, 604_800).rounded())))]
         return args
     }
 

@@ -89,7 +89,12 @@ struct ServerOptions: ParsableArguments {
         guard (1...(7 * 86_400)).contains(maxTurnSecs) else { throw ValidationError("--max-turn-secs must be 1...604800 seconds") }
         options.maxTurn = .seconds(maxTurnSecs)
         if let stateDir {
-            if mkdir(stateDir, 0o700) != 0, errno != EEXIST { throw ValidationError("--state-dir \(stateDir) cannot be created (errno \(errno))") }
+            // Created with its parents (labctrl names a folder inside the workspace).
+            var path = stateDir.hasPrefix("/") ? "" : "."
+            for part in stateDir.split(separator: "/") {
+                path += "/" + part
+                if mkdir(path, 0o700) != 0, errno != EEXIST { throw ValidationError("--state-dir \(stateDir): cannot create \(path) (errno \(errno))") }
+            }
             guard let real = WorkspacePolicy.realPath(stateDir) else { throw ValidationError("--state-dir \(stateDir) does not exist") }
             options.stateDir = real
         }

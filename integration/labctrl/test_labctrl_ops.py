@@ -58,6 +58,7 @@ def test_finished_sessions_free_their_relays(lab):
     assert gauge(m, "lab_proxy_relays") >= 0
     wait_until(lambda: gauge(lab.metrics(), "lab_connections") == 0 and gauge(lab.metrics(), "lab_proxy_relays") == 0, 20,
                "every relay freed after its session ended")
+    assert lab.http("DELETE", "/v1/workers/relaygauge", ADMIN_TOKEN)[0] == 200   # the module's worker cap is 2
 
 
 def test_admin_api(lab):

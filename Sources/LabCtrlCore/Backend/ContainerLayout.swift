@@ -59,7 +59,7 @@ struct ContainerLayout: Sendable {
 
     /// The worker's argv after the `relay-worker` entrypoint.
     func command(port: Int) -> [String] {
-        ["serve", "--host", hostNetwork ? "127.0.0.1" : "0.0.0.0", "--port", String(port), "--workspace-root", containerHome] + workerArguments
+        ["serve", "--host", hostNetwork ? "127.0.0.1" : "0.0.0.0", "--port", String(port), "--workspace-root", containerHome, "--state-dir", containerHome + "/" + LabController.sessionsFolder] + workerArguments
     }
 
     /// Everything that should force a new container when it changes. The per-worker port of host mode

@@ -77,7 +77,7 @@ public final class ProcessBackend: WorkerBackend {
         // makes itself non-dumpable, a pipe read is not repeatable (docs/protocol.md §1).
         let token = WorkerToken.generate()
         let spec = ChildSpec(
-            arguments: [binary, "serve", "--host", "127.0.0.1", "--port", String(port), "--workspace-root", dir, "--token-stdin", "--exit-with-stdin"]
+            arguments: [binary, "serve", "--host", "127.0.0.1", "--port", String(port), "--workspace-root", dir, "--state-dir", dir + "/" + LabController.sessionsFolder, "--token-stdin", "--exit-with-stdin"]
                 + arguments,
             environment: env,
             workingDirectory: dir,

@@ -15,6 +15,7 @@ extension LabConfig {
             ("LAB_CONTAINER_STARTUP_DELAY", num(containerStartupDelay)),
             ("LAB_CONTAINER_WS_TIMEOUT", num(containerWSTimeout)),
             ("LAB_IDLE_TIMEOUT_SECS", num(idleTimeout)),
+            ("LAB_SESSION_GRACE_SECS", num(sessionGrace)),
             ("LAB_HOST", host),
             ("LAB_PORT", String(port)),
             ("LAB_JWT_SECRET", secret(jwtSecret)),

@@ -16,6 +16,7 @@ extension LabConfig {
         ("LAB_CONTAINER_STARTUP_DELAY", "seconds without readiness before clients get lab.waiting progress (default 1.5)"),
         ("LAB_CONTAINER_WS_TIMEOUT", "seconds to wait for the worker to answer (default 15)"),
         ("LAB_IDLE_TIMEOUT_SECS", "inactivity after which a worker is reaped (default 1800)"),
+        ("LAB_SESSION_GRACE_SECS", "how long a session with no client attached lives on in its worker; 0 = it ends with its socket (default 3600)"),
         ("LAB_HOST", "listen address (default 127.0.0.1)"),
         ("LAB_PORT", "listen port, 0 = any free port (default 8080)"),
         ("LAB_JWT_SECRET", "HS256 secret, at least 32 bytes (secret)"),
@@ -77,6 +78,7 @@ extension LabConfig {
         c.containerStartupDelay = try env.seconds("LAB_CONTAINER_STARTUP_DELAY", default: c.containerStartupDelay)
         c.containerWSTimeout = try env.seconds("LAB_CONTAINER_WS_TIMEOUT", default: c.containerWSTimeout, positive: true)
         c.idleTimeout = try env.seconds("LAB_IDLE_TIMEOUT_SECS", default: c.idleTimeout, positive: true)
+        c.sessionGrace = try env.seconds("LAB_SESSION_GRACE_SECS", default: c.sessionGrace)
 
         c.host = env.string("LAB_HOST") ?? c.host
         c.port = try env.int("LAB_PORT", default: c.port, range: 0...65535)

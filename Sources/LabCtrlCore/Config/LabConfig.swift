@@ -26,6 +26,9 @@ public struct LabConfig: Sendable {
     /// Bound on worker readiness (probe) and on the WebSocket connect to the worker.
     public var containerWSTimeout = 15.0
     public var idleTimeout = 1800.0
+    /// How long a worker keeps a session no client is attached to (docs/protocol.md §7); 0 = it ends
+    /// with its last socket.
+    public var sessionGrace = 3600.0
 
     // ---- listener ----------------------------------------------------------------------
     public var host = "127.0.0.1"

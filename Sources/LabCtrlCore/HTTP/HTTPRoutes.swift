@@ -50,6 +50,25 @@ enum HTTPRoutes {
             return json(.ok, ["user": .string("\(user)")])
         }
 
+        // The signed-in user's sessions, as their worker lists them (none while no worker runs).
+        router.get("/v1/sessions") { request, _ -> Response in
+            let token = CredentialExtraction.token(headers: request.headers, uri: request.uri)
+            guard case .success(let user) = await auth.authenticate(token) else {
+                return text(.unauthorized, "unauthorized\n", extra: [.wwwAuthenticate: "Bearer"])
+            }
+            guard let handle = await hub.runningHandle(user) else { return json(.ok, ["sessions": .array([]), "worker": "stopped"]) }
+            do {
+                var listing = try await WorkerSessions.list(handle.address, timeout: .seconds(10))
+                if case .object(var o) = listing {
+                    o["worker"] = "running"
+                    listing = .object(o)
+                }
+                return json(.ok, listing)
+            } catch {
+                return json(.badGateway, ["error": .string("could not list your sessions: \(error)")])
+            }
+        }
+
         // ---- admin API ----------------------------------------------------------------------
         let admin = router.group("/v1/workers")
         admin.get { request, _ -> Response in

@@ -8,7 +8,7 @@ import NIOCore
 /// The table lists the routes of ``HTTPRoutes`` and the console (docs/openapi.yaml); a route added there
 /// belongs here too.
 struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddleware {
-    static var getOnly: Set<String> { ["/", "/console.js", "/console.css", "/healthz", "/readyz", "/metrics", "/ws", "/v1/me", "/v1/workers"] }
+    static var getOnly: Set<String> { ["/", "/console.js", "/console.css", "/healthz", "/readyz", "/metrics", "/ws", "/v1/me", "/v1/sessions", "/v1/workers"] }
 
     /// The methods `path` answers, or nil when the path is not a route (then the router's 404 stands).
     static func allowed(_ path: String) -> [HTTPRequest.Method]? {

@@ -547,6 +547,12 @@ public actor WorkerHub {
         public var adopted: Bool
     }
 
+    /// The user's worker if it is running (for requests to the worker itself, such as its session list).
+    public func runningHandle(_ user: UserID) -> WorkerHandle? {
+        guard case .running(let handle)? = entries[user]?.phase else { return nil }
+        return handle
+    }
+
     public func snapshot() -> [WorkerInfo] {
         let now = clock.now
         let wallNow = RelayClock.now()

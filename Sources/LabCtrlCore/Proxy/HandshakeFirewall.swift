@@ -61,6 +61,7 @@ public struct HandshakeFirewall: Sendable {
             return refuse("Invalid handshake: \(error.message)", "json")
         }
         guard var o = value.objectValue else { return refuse("Invalid handshake: handshake must be a JSON object", "json") }
+        if let id = o["attach"] { return Self.attach(id, after: o["after_seq"]) }
         let sid: String
         switch o["session_id"] {
         case .string(let s)?: sid = s
@@ -145,6 +146,27 @@ public struct HandshakeFirewall: Sendable {
     // ---- the worker's rules (RelayProtocol.HandshakeRules), so both layers agree ----
 
     /// `extra_args` flags per tool; nil = any flag passing the character check (PTY tools).
+    /// An attach frame (docs/protocol.md §7): its shape is checked here, its id by the worker (which
+    /// only knows its own user's sessions). Only `attach` and `after_seq` are passed on.
+    static func attach(_ id: JSON, after: JSON?) -> Result<Accepted, Refusal> {
+        guard let sid = id.stringValue, !sid.isEmpty, sid.utf8.count <= 256,
+            !sid.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
+        else {
+            return .failure(
+                Refusal(text: "Invalid attach: 'attach' must be a session id (a string of 1 to 256 printable characters)", field: "attach", sessionID: ""))
+        }
+        var object = JSONObject()
+        object["attach"] = .string(sid)
+        if let after, !after.isNull {
+            guard case .int(let n) = after, n >= 0, n <= Int64(Int32.max) else {
+                return .failure(
+                    Refusal(text: "Invalid attach: 'after_seq' must be a whole number from 0 to \(Int32.max)", field: "attach", sessionID: sid))
+            }
+            object["after_seq"] = .int(n)
+        }
+        return .success(Accepted(object: object, tool: "attach", sessionID: sid, folder: ""))
+    }
+
     static func allowedFlags(for tool: String) -> Set<String>? {
         switch tool {
         case "claude", "claude-code", "kimi": HandshakeRules.claudeFlags
