@@ -207,6 +207,11 @@ class Soak:
                     n += 1
                     self.turn(c, fake, name, n)
                     time.sleep(rng.uniform(1, 6))  # thinking
+                if rng.random() < 0.8:
+                    # Done with it: end the session (its agent stops). Otherwise the socket just goes and
+                    # the session waits, detached, until the worker is reaped.
+                    c.send_json({"type": "end_session"})
+                    c.wait_type("session_end", timeout=30)
             except Exception as e:  # noqa: BLE001 - every failure is reported
                 self.stats.fail(f"{name}: {type(e).__name__}: {e}"[:300])
             finally:

@@ -67,6 +67,26 @@ final class Scratch {
         firewall.inspect(Array(text.utf8), folders: FolderResolver(hostHome: "\(s.root)/alice", workerHome: "/home/labuser"))
     }
 
+    @Test func attachFramesPassWithTheirShapeCheckedAndNothingElse() throws {
+        let s = try Scratch()
+        guard case .success(let a) = inspect(#"{"attach":"S1","after_seq":12,"tool":"generic","env":{"LD_PRELOAD":"x"}}"#, s) else {
+            Issue.record("refused")
+            return
+        }
+        #expect(a.sessionID == "S1")
+        let o = try #require(try JSON.parse(a.encoded).objectValue)
+        #expect(o.keys == ["attach", "after_seq"] && o["after_seq"]?.intValue == 12)
+        for bad in [#"{"attach":7}"#, #"{"attach":""}"#, #"{"attach":null}"#, #"{"attach":"S","after_seq":-1}"#, #"{"attach":"S","after_seq":2.5}"#,
+            #"{"attach":"S","after_seq":1e300}"#]
+        {
+            guard case .failure(let r) = inspect(bad, s) else {
+                Issue.record("passed \(bad)")
+                continue
+            }
+            #expect(r.field == "attach" && r.text.hasPrefix("Invalid attach"))
+        }
+    }
+
     @Test func rewritesTheFolderAndKeepsTheRest() throws {
         let s = try Scratch()
         guard case .success(let a) = inspect(#"{"tool":"Claude","folder":"proj","session_id":"S1","user_id":"bob","model":"m","extra_args":["--max-turns","3"],"env":{"ANTHROPIC_MODEL":"x","MY_TOKEN":"t"}}"#, s) else {

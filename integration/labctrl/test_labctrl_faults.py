@@ -166,20 +166,29 @@ import json, sys
 from websockets.sync.client import connect
 ws = connect(sys.argv[1], open_timeout=60, ping_interval=None)
 ws.send(json.dumps({"tool": "claude"}))
-while json.loads(ws.recv(timeout=120)).get("type") != "session_start":
+while (e := json.loads(ws.recv(timeout=120)))["type"] != "session_start":
     pass
-print("ready", flush=True)
+ws.send(json.dumps({"text": sys.argv[2]}))
+while json.loads(ws.recv(timeout=120))["type"] != "input_ack":
+    pass
+print("ready", e["session_id"], flush=True)
 while True:
     ws.recv()
 """
 
 
-def test_vanished_client_is_closed_within_two_ping_periods(pinging):
+def test_vanished_client_is_closed_within_two_ping_periods_and_its_turn_stays_attachable(pinging, fake_api):
+    """A client that vanishes mid-turn (SIGSTOP: its socket stays open, its pongs stop) is closed within two
+    ping periods; the worker is kept, the turn goes on in the detached session, and a new socket that
+    attaches gets the whole turn (every event once, in order) and its response."""
     user = f"v{tag()}"
+    t = tag()
+    fake_api.script(f"slow-{t}", Text(f"slow answer {t}", chunks=12, delay=0.5))
     url = pinging.ws_url(jwt_hs256(claims(user)))
-    p = subprocess.Popen([sys.executable, "-c", CLIENT, url], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, "-c", CLIENT, url, f"slow-{t}"], stdout=subprocess.PIPE, text=True)
     try:
-        assert p.stdout.readline().strip() == "ready"
+        ready, sid = p.stdout.readline().split()
+        assert ready == "ready"
         wait_until(lambda: (pinging.worker(user) or {}).get("connections") == 1, 10, "the client to be attached")
         pid = worker_pid(pinging, user)
         os.kill(p.pid, signal.SIGSTOP)  # its socket stays open; its pongs stop
@@ -188,6 +197,20 @@ def test_vanished_client_is_closed_within_two_ping_periods(pinging):
         assert time.monotonic() - t0 <= 2 * PING + 5
         # The worker is not blamed for its client.
         assert pinging.worker(user)["id"] == f"pid:{pid}" and not gone(pid)
+        # The turn was not lost with the socket: attach and follow it to its end.
+        c = harness.WSClient(pinging.ws_url(jwt_hs256(claims(user))))
+        try:
+            c.send_json({"attach": sid, "after_seq": 0})
+            attached = c.wait_for(lambda e: e.get("status") == "attached", timeout=30)
+            assert attached["session_id"] == sid and "seq" not in attached
+            end = c.wait_for(lambda e: e.get("type") in ("response", "error") and "seq" in e, timeout=60, what="the turn's end")
+            assert end["type"] == "response" and end["text"] == f"slow answer {t}", end
+            seqs = [e["seq"] for e in c.events if "seq" in e]
+            assert seqs == list(range(1, len(seqs) + 1)), seqs
+            assert [e["type"] for e in c.events if "seq" in e][0] == "session_start"
+            assert any(e["type"] == "input_ack" and e.get("text") == f"slow-{t}" for e in c.events)
+        finally:
+            c.close()
     finally:
         p.kill()
         p.wait(timeout=10)
