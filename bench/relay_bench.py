@@ -62,18 +62,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         worker = run_one("relay-worker", [a.worker, "serve"], a.bench, a.lines, a.idle, tmp)
+        # The same worker keeping every session's events on disk (docs/protocol.md §7).
+        state = tmp / "state"
+        logged = run_one("relay-worker-log", [a.worker, "serve", "--state-dir", str(state)], a.bench, a.lines, 0, tmp)
+        on_disk = sum(f.stat().st_size for f in state.rglob("events.jsonl"))
+        lines_on_disk = sum(1 for f in state.rglob("events.jsonl") for _ in f.open("rb"))
         ref = run_one("ai-relay", [a.reference, "serve"], a.bench, a.lines, a.idle, tmp)
     print(f"streamed turn: {a.lines} fake-claude lines; idle sessions: {a.idle}")
     print(f"{'':24}{'relay-worker':>16}{'ai-relay 0.4.46':>18}{'ratio':>10}")
     w, r = worker["events_per_sec_median"], ref["events_per_sec_median"]
     print(f"{'events/s (median of 3)':24}{w:>16,.0f}{r:>18,.0f}{w / r:>9.1f}x")
+    wl = logged["events_per_sec_median"]
+    print(f"{'events/s, log on disk':24}{wl:>16,.0f}{r:>18,.0f}{wl / r:>9.1f}x   ({wl / w:.2f} of the worker without the log)")
+    print(f"{'bytes on disk per event':24}{on_disk / max(lines_on_disk, 1):>16,.0f}   ({lines_on_disk:,} events, {on_disk:,} bytes)")
     wi, ri = max(worker["rss_per_idle_session_kib"], 0.01), ref["rss_per_idle_session_kib"]
     print(f"{'RSS per idle session KiB':24}{wi:>16,.1f}{ri:>18,.1f}{ri / wi:>9.1f}x smaller")
     wa, ra = max(worker["anon_per_idle_session_kib"], 0.01), ref["anon_per_idle_session_kib"]
     print(f"{'private anon/idle KiB':24}{wa:>16,.1f}{ra:>18,.1f}{ra / wa:>9.1f}x smaller")
     print(f"{'private anon idle KiB':24}{worker['anon_before_kib']:>16,.0f}{ref['anon_before_kib']:>18,.0f}"
           f"{ref['anon_before_kib'] / max(worker['anon_before_kib'], 1):>9.1f}x smaller")
-    print(json.dumps({"relay-worker": worker, "ai-relay": ref}))
+    print(json.dumps({"relay-worker": worker, "relay-worker-log": logged, "ai-relay": ref,
+                      "log_bytes_per_event": on_disk / max(lines_on_disk, 1)}))
 
 
 if __name__ == "__main__":

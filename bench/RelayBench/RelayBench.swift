@@ -17,6 +17,9 @@ struct RelayBench: AsyncParsableCommand {
     @Option(help: "Streamed turns to time.") var runs = 3
     @Option(help: "Idle sessions to open (0: none).") var idle = 200
     @Option(help: "Sequential `/cost` round trips to time on one session (0: none).") var latency = 0
+    @Option(help: "Only time re-attaches to this session id (docs/protocol.md §7), then exit.") var attach: String?
+    @Option(help: "With --attach: the session's last seq (the replay ends there).") var attachLast = 0
+    @Option(help: "With --attach: re-attaches to time.") var attaches = 30
     @Option(help: "Header sent with every upgrade, \"Name: value\" (e.g. the worker's or the user's token).")
     var header: [String] = []
 
@@ -31,6 +34,12 @@ struct RelayBench: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "bench")
+        if let attach {
+            let times = try await reattaches(attach, last: attachLast, count: attaches, logger: logger).sorted()
+            func pct(_ p: Double) -> Double { times[min(times.count - 1, Int((p / 100 * Double(times.count - 1)).rounded()))] }
+            print(#"{"attach_ms_p50":\#(pct(50)),"attach_ms_p99":\#(pct(99))}"#)
+            return
+        }
         var rates: [Double] = []
         var counted = 0
         for _ in 0..<runs {
@@ -151,6 +160,32 @@ extension RelayBench {
             try await outbound.close(.normalClosure, reason: nil)
         }
         return times.withLock { $0 }
+    }
+}
+
+extension RelayBench {
+    /// `count` re-attaches from seq 0: milliseconds from the socket's open to the event with seq `last`.
+    func reattaches(_ sid: String, last: Int, count: Int, logger: Logger) async throws -> [Double] {
+        var out: [Double] = []
+        let needle = "\"seq\":\(last),"
+        for _ in 0..<count {
+            let started = ContinuousClock.now
+            let took = Mutex<Duration?>(nil)
+            _ = try await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) { inbound, outbound, _ in
+                try await outbound.write(.text(#"{"attach":"\#(sid)","after_seq":0}"#))
+                var frames = inbound.messages(maxSize: 1 << 26).makeAsyncIterator()
+                while let m = try await frames.next() {
+                    if case .text(let s) = m, s.prefix(200).contains(needle) {
+                        took.withLock { $0 = ContinuousClock.now - started }
+                        break
+                    }
+                }
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+            guard let d = took.withLock({ $0 }) else { throw CancellationError() }
+            out.append(Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15)
+        }
+        return out
     }
 }
 

@@ -160,10 +160,10 @@ final class LogFile: Sendable {
         var fd: Int32
         var offset: Int
         var full = false
-        /// Every 64th seq's byte offset, so a replay starts near its cursor.
-        var index: [(seq: Int, offset: Int)] = []
     }
     private let writer: Mutex<Writer?>
+    /// Every 64th seq's byte offset (from appends and from reads), so a replay starts near its cursor.
+    private let index = Mutex<[(seq: Int, offset: Int)]>([])
 
     /// Opens (creating) the file for appending; nil writer if it cannot be opened (events stay in memory).
     init(path: String, appending: Bool) {
@@ -203,7 +203,7 @@ final class LogFile: Sendable {
                 w = cur
                 return
             }
-            if seq % 64 == 1 { cur.index.append((seq, cur.offset)) }
+            if seq % 64 == 1 { note(seq: seq, offset: cur.offset) }
             var data = line
             data.append(0x0A)
             let ok = data.withUnsafeBytes { raw -> Bool in
@@ -229,15 +229,13 @@ final class LogFile: Sendable {
     /// Events with `cursor < seq < before`, up to `limit`. A missing or damaged stretch is a gap to the
     /// next good line.
     func read(after cursor: Int, before: Int, limit: Int, sessionID: String) -> Read {
-        let start: Int = writer.withLock { w in
-            guard let w else { return 0 }
-            return w.index.last(where: { $0.seq <= cursor + 1 })?.offset ?? 0
-        }
+        let start: Int = index.withLock { i in i.last(where: { $0.seq <= cursor + 1 })?.offset ?? 0 }
         var out: [SessionLog.Entry] = []
         var expected = cursor + 1
         var gapTo: Int?
-        LogFile.scan(path: path, from: start) { line in
+        LogFile.scan(path: path, from: start) { line, offset in
             guard let entry = LogFile.entry(line, sessionID: sessionID) else { return true }  // damaged: skip
+            if entry.seq % 64 == 1 { note(seq: entry.seq, offset: offset) }
             if entry.seq < expected { return true }
             if entry.seq >= before { return false }
             if entry.seq > expected {
@@ -252,6 +250,13 @@ final class LogFile: Sendable {
         return .events(out)
     }
 
+    /// Records where `seq` starts; kept in seq order (a hostile file cannot make a replay go backwards).
+    private func note(seq: Int, offset: Int) {
+        index.withLock { i in
+            if i.last.map({ seq > $0.seq && offset > $0.offset }) ?? true, i.count < 1 << 20 { i.append((seq, offset)) }
+        }
+    }
+
     /// One line as an event of this session, or nil (not JSON, no integer `seq`, another session).
     static func entry(_ line: [UInt8], sessionID: String) -> SessionLog.Entry? {
         guard let value = try? JSON.parse(line), case .object(let o) = value, o["type"]?.stringValue != nil,
@@ -263,6 +268,11 @@ final class LogFile: Sendable {
     /// Calls `body` with each line from `offset` (without its newline) until it returns false. A line over
     /// ``maxLine`` is skipped. The file is opened without following symlinks and must be a regular file.
     static func scan(path: String, from offset: Int, _ body: ([UInt8]) -> Bool) {
+        scan(path: path, from: offset) { line, _ in body(line) }
+    }
+
+    /// The same, with each line's byte offset.
+    static func scan(path: String, from offset: Int, _ body: ([UInt8], Int) -> Bool) {
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return }
         defer { close(fd) }
@@ -272,6 +282,8 @@ final class LogFile: Sendable {
         var buffer = [UInt8](repeating: 0, count: 256 * 1024)
         var line: [UInt8] = []
         var skipping = false
+        var bufferStart = offset  // file offset of buffer[0]
+        var lineStart = offset
         while true {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
             if n < 0, errno == EINTR { continue }
@@ -287,11 +299,13 @@ final class LogFile: Sendable {
                     break
                 }
                 if !skipping { line.append(contentsOf: buffer[i..<nl]) }
-                if !skipping, line.count <= maxLine, !body(line) { return }
+                if !skipping, line.count <= maxLine, !body(line, lineStart) { return }
                 line = []
                 skipping = false
                 i = nl + 1
+                lineStart = bufferStart + i
             }
+            bufferStart += n
         }
     }
 }
