@@ -57,6 +57,26 @@ import Testing
         #expect(seen == Array(1...300))
     }
 
+    @Test func anEndedSessionKeepsLittleInMemoryAndReplaysFromItsFile() {
+        let dir = Self.tempDir()
+        let withFile = SessionLog(sessionID: "s", file: LogFile(path: dir + "/events.jsonl", appending: true))
+        let memoryOnly = SessionLog(sessionID: "s", file: nil)
+        for log in [withFile, memoryOnly] {
+            for _ in 1...200 { log.append(RelayEvent("x")) }
+            log.append(RelayEvent("session_end"), final: true)
+            log.compact()
+        }
+        var cursor = 0
+        var seen: [Int] = []
+        while case .events(let e) = withFile.read(after: cursor) {
+            seen += e.map(\.seq)
+            cursor = e.last!.seq
+        }
+        #expect(seen == Array(1...201))
+        guard case .gap(let first) = memoryOnly.read(after: 0) else { Issue.record("expected a gap"); return }
+        #expect(first == 201 - 63)
+    }
+
     @Test func waitingReadersWakeOnAppendAndOnCancel() async {
         let log = SessionLog(sessionID: "s", file: nil)
         async let woke: Void = log.wait(after: 0)

@@ -128,6 +128,7 @@ public final class SessionDirectory: Service, Sendable {
     }
 
     private func ended(_ session: LiveSession) {
+        session.log.compact()
         state.withLock { s in
             s.ended.append(session.id)
             while s.ended.count > Self.maxEnded {
@@ -196,6 +197,7 @@ public final class SessionDirectory: Service, Sendable {
                 log.end()
             }
             file.closeWriter()
+            log.compact()
             let session = LiveSession(
                 id: id, tool: m["tool"]?.stringValue ?? "", folder: m["folder"]?.stringValue ?? "", model: m["model"]?.stringValue,
                 createdAt: m["created_at"]?.doubleValue ?? 0, sink: sink, runtime: nil, logger: logger)

@@ -92,6 +92,23 @@ final class SessionLog: Sendable {
         return appended.seq
     }
 
+    /// An ended session keeps a small tail only: with a file the replay reads it from there, without
+    /// one the last events are enough to say how it ended (docs/protocol.md §7, caps).
+    func compact() {
+        // A file that hit its cap lacks the newest events: then the tail is all there is of them.
+        if file?.isFull == true { return }
+        let keepEvents = file == nil ? 64 : 1
+        let keepBytes = file == nil ? 64 << 10 : 0
+        state.withLock { s in
+            while s.tail.count - s.head > keepEvents || (s.tailBytes > keepBytes && s.tail.count - s.head > 1) {
+                s.tailBytes -= s.tail[s.head].bytes.count
+                s.head += 1
+            }
+            s.tail.removeFirst(s.head)
+            s.head = 0
+        }
+    }
+
     /// Marks the log ended without an event (a recovered session already has its `session_end`).
     func end() {
         let wake = state.withLock { s in
@@ -162,6 +179,9 @@ final class LogFile: Sendable {
         var full = false
     }
     private let writer: Mutex<Writer?>
+    private let full = Atomic<Bool>(false)
+    /// The cap was hit (or a write failed): later events are not in the file.
+    var isFull: Bool { full.load(ordering: .relaxed) }
     /// Every 64th seq's byte offset (from appends and from reads), so a replay starts near its cursor.
     private let index = Mutex<[(seq: Int, offset: Int)]>([])
 
@@ -200,6 +220,7 @@ final class LogFile: Sendable {
             guard var cur = w, !cur.full else { return }
             guard cur.offset + line.count + 1 <= cap else {
                 cur.full = true
+                full.store(true, ordering: .relaxed)
                 w = cur
                 return
             }
@@ -216,7 +237,12 @@ final class LogFile: Sendable {
                 }
                 return true
             }
-            if ok { cur.offset += data.count } else { cur.full = true }
+            if ok {
+                cur.offset += data.count
+            } else {
+                cur.full = true
+                full.store(true, ordering: .relaxed)
+            }
             w = cur
         }
     }
