@@ -192,7 +192,8 @@ final class LogFile: Sendable {
             writer = Mutex(nil)
             return
         }
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        // O_NONBLOCK: opening a FIFO planted by the agent must fail, not wait for a reader.
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0o600)
         var st = stat()
         if fd >= 0, fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG {
             writer = Mutex(Writer(fd: fd, offset: Int(st.st_size)))
