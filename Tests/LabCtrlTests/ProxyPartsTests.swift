@@ -43,7 +43,11 @@ import Testing
         #expect(hc.memory == 512 << 20 && hc.memorySwap == 512 << 20 && hc.nanoCpus == 1_500_000_000 && hc.pidsLimit == 512)
         #expect(hc.networkMode == "lab-network" && hc.mounts?.first?.source == "/srv/ws/alice" && hc.mounts?.first?.target == "/home/labuser")
         #expect(spec.user == "labuser" && spec.entrypoint == ["relay-worker"])
-        #expect(spec.cmd == ["serve", "--host", "0.0.0.0", "--port", "9000", "--workspace-root", "/home/labuser", "--allow-mcp-config"])
+        #expect(
+            spec.cmd == [
+                "serve", "--host", "0.0.0.0", "--port", "9000", "--workspace-root", "/home/labuser", "--state-dir", "/home/labuser/.lab/sessions",
+                "--allow-mcp-config",
+            ])
         #expect(spec.labels?["lab.managed-by"] == "labctrl" && spec.labels?["lab.user"] == "alice" && spec.labels?["lab.spec-hash"] == "h")
         // The hash changes with what matters and not with the per-worker port of host mode.
         let h = layout.specHash(imageID: "sha256:1")
@@ -67,7 +71,15 @@ import Testing
         var c = LabConfig()
         c.allowedEnv = ["A", "B"]
         c.allowMCPConfig = true
-        #expect(LabController.workerArguments(c) == ["--allow-env", "A", "--allow-env", "B", "--allow-mcp-config"])
+        c.sessionGrace = 90
+        #expect(
+            LabController.workerArguments(c) == [
+                "--allow-env", "A", "--allow-env", "B", "--allow-mcp-config", "--detach-grace", "90", "--max-turn-secs", "7200",
+            ])
+        // Clamped to what the worker takes.
+        c.sessionGrace = 1e9
+        c.maxTurn = 1e9
+        #expect(LabController.workerArguments(c).suffix(4) == ["--detach-grace", "2592000", "--max-turn-secs", "604800"])
     }
 }
 
